@@ -1,0 +1,62 @@
+"""Named topologies: each preset is one small module in ``presets/`` that registers a builder.
+
+A spec is ``NAME`` or ``NAME:key=value,key=value`` (parameters the builder names), or a path to a
+topology file. Builders take ``min_npus`` so that sized-to-fit presets (flat) hold every rank.
+"""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Callable
+
+from .core import Topology, TopologyError
+
+PRESETS: dict[str, Callable[..., Topology]] = {}
+
+
+def preset(name: str):
+    def register(builder):
+        PRESETS[name] = builder
+        return builder
+    return register
+
+
+def _parse_params(text: str) -> dict[str, str]:
+    params = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise TopologyError(f"topology parameter {item!r}: expected key=value")
+        params[key.strip().replace("-", "_")] = value.strip()
+    return params
+
+
+def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> Topology:
+    """Build a topology from a preset spec or a file path; ``None`` is the flat default."""
+    from . import presets  # noqa: F401  (registers the presets)
+
+    if isinstance(spec, Topology):
+        topo = spec
+    elif spec is not None and (os.path.sep in spec or spec.endswith((".yaml", ".yml", ".toml", ".json"))):
+        from .files import load_topology_file
+        topo = load_topology_file(spec)
+    else:
+        name, _, rest = (spec or "flat").partition(":")
+        if name not in PRESETS:
+            raise TopologyError(f"topology {name!r}: unknown; presets are {', '.join(sorted(PRESETS))}, or give a file path")
+        builder = PRESETS[name]
+        params = _parse_params(rest)
+        accepted = inspect.signature(builder).parameters
+        for key in params:
+            if key not in accepted or key == "min_npus":
+                names = [k for k in accepted if k != "min_npus"]
+                raise TopologyError(f"topology {name}: unknown parameter {key!r} (takes {', '.join(names) or 'none'})")
+        try:
+            topo = builder(min_npus=min_npus, **params)
+        except ValueError as exc:
+            if isinstance(exc, TopologyError):
+                raise
+            raise TopologyError(f"topology {name}: {exc}") from exc
+    if topo.num_npus < min_npus:
+        raise TopologyError(f"topology {topo.name}: {min_npus} ranks need more NPUs than it has ({topo.num_npus})")
+    return topo
