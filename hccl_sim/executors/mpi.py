@@ -100,9 +100,13 @@ class MPIExecutor:
         combine = reducer(op)
         comm, BYTE = self.comm, MPI.BYTE
         for st in steps:
-            reqs = [comm.Irecv([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.recvs]
-            reqs += [comm.Isend([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.sends]
-            MPI.Request.Waitall(reqs)
+            if len(st.sends) == 1 and len(st.recvs) == 1:  # a ring step: one blocking exchange
+                (dst, sb, so, sn), (src, rb, ro, rn) = st.sends[0], st.recvs[0]
+                comm.Sendrecv([raw[sb][so:so + sn], BYTE], dst, st.tag, [raw[rb][ro:ro + rn], BYTE], src, st.tag)
+            else:
+                reqs = [comm.Irecv([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.recvs]
+                reqs += [comm.Isend([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.sends]
+                MPI.Request.Waitall(reqs)
             for t, b, o, count in st.reduces:
                 combine(buffers[b][o:o + count], tmp[t:t + count])
             for t, b, o, count in st.staged:

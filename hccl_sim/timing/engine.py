@@ -51,13 +51,10 @@ def max_min_rates(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
 class TimingResult:
     entry: np.ndarray  # per rank, seconds
     exit: np.ndarray  # per rank, seconds
+    time: float  # the collective's span, last exit minus first entry, computed before the shift to
+    # absolute time so that it does not depend on where the clocks stand
     # per transfer, in schedule order: step, src, dst, bytes, post, last byte out, arrival, done at dst
     transfers: np.ndarray | None = None
-
-    @property
-    def time(self) -> float:
-        """The collective's span: last exit minus first entry."""
-        return float(self.exit.max() - self.entry.min()) if len(self.exit) else 0.0
 
 
 class _Plan:
@@ -120,7 +117,7 @@ class TimingModel:
             cached = (schedule, simulate(self.plan(schedule, itemsize), rel, record))
             self._results[key] = cached
         rel_exit, transfers = cached[1]
-        result = TimingResult(entry, rel_exit + base)
+        result = TimingResult(entry, rel_exit + base, float(rel_exit.max()) if len(rel_exit) else 0.0)
         if transfers is not None:
             transfers = transfers.copy()
             transfers[:, 4:] += base

@@ -12,6 +12,7 @@ from typing import Callable
 from .core import Topology, TopologyError
 
 PRESETS: dict[str, Callable[..., Topology]] = {}
+FILE_SUFFIXES = (".yaml", ".yml", ".toml", ".json")
 
 
 def preset(name: str):
@@ -37,7 +38,7 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
 
     if isinstance(spec, Topology):
         topo = spec
-    elif spec is not None and (os.path.sep in spec or spec.endswith((".yaml", ".yml", ".toml", ".json"))):
+    elif spec is not None and (spec.endswith(FILE_SUFFIXES) or os.path.isfile(spec)):
         from .files import load_topology_file
         topo = load_topology_file(spec)
     else:

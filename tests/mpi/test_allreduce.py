@@ -1,0 +1,110 @@
+"""Allreduce on real tensors under mpirun, on every rank, against a torch reference."""
+import pytest
+import torch
+
+import hccl_sim
+from hccl_sim import CollectiveError, Communicator
+from hccl_sim.executors.model import NetworkModel
+from conftest import DTYPES, SIZES, inputs_for, same_bits_everywhere, torch_reference
+
+pytestmark = pytest.mark.mpi
+
+
+def _hier_topology(p):
+    per = next((k for k in range(2, p) if p % k == 0), None)
+    return f"two-level:server={per}" if per else None
+
+
+ALGOS = ["ring", "tree", "rhd", "hier", "auto"]
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_allreduce_matches_torch(world, algo, dtype):
+    topology = _hier_topology(world.size) if algo == "hier" else None
+    if algo == "hier" and topology is None:
+        comm = Communicator(world)
+        with pytest.raises(ValueError, match="hier"):
+            comm.allreduce(torch.ones(4, dtype=dtype), algo="hier")
+        return
+    comm = Communicator(world, topology=topology)
+    ops = ["sum", "prod", "max", "min"] + (["avg"] if dtype.is_floating_point else [])
+    failures = []
+    for op in ops:
+        for count in SIZES:
+            xs = inputs_for(world.size, count, dtype, op)
+            tensor = xs[world.rank].clone()
+            record = comm.allreduce(tensor, op=op, algo=algo)
+            expected = torch_reference(op, xs)
+            if dtype.is_floating_point and op == "avg":
+                ok = torch.allclose(tensor.double(), expected.double(), rtol=1e-2, atol=1e-2)
+            else:  # small integers: exact in every dtype, whatever the order of reduction
+                ok = torch.equal(tensor, expected)
+            if not ok or not same_bits_everywhere(world, tensor):
+                failures.append((op, count))
+            assert record.count == count and record.dtype == hccl_sim.comm.DTYPE_NAMES[dtype]
+    assert not failures, failures
+
+
+def test_non_contiguous_tensor_is_reduced_in_place(world):
+    comm = Communicator(world)
+    base = torch.arange(40, dtype=torch.float32).reshape(5, 8) + world.rank
+    view = base[:, ::2]  # non-contiguous
+    comm.allreduce(view, algo="ring")
+    expected = sum(torch.arange(40, dtype=torch.float32).reshape(5, 8)[:, ::2] + r for r in range(world.size))
+    assert torch.equal(view, expected)
+    assert torch.equal(base[:, 1::2], (torch.arange(40, dtype=torch.float32).reshape(5, 8) + world.rank)[:, 1::2])
+
+
+@pytest.mark.parametrize("algo", ["ring", "tree", "rhd"])
+def test_modeled_time_equals_prediction(world, algo):
+    comm = Communicator(world, topology="two-level:server=2")
+    for count in (1, 1000, 262_144):
+        comm.sync_clocks()
+        record = comm.allreduce(torch.ones(count), algo=algo)
+        predicted = hccl_sim.predict("allreduce", count, world.size, topology="two-level:server=2", algo=algo)
+        assert record.time == predicted.time  # exactly: same schedule, same engine
+        assert record.end == comm.clock
+
+
+def test_clock_advances_and_skew_is_modeled(world):
+    comm = Communicator(world)
+    comm.advance(1e-3 * world.rank)  # rank r arrives r ms late
+    record = comm.allreduce(torch.ones(1000), algo="ring")
+    model = NetworkModel(world.size)
+    entry = [1e-3 * r for r in range(world.size)]
+    expected = model.timing.run(model.schedule("allreduce", "ring", 1000), 4, entry)
+    assert record.start == entry[world.rank]
+    assert comm.clock == expected.exit[world.rank]
+    if world.size > 1:
+        assert comm.clock >= 1e-3 * (world.size - 1)
+
+
+def test_unsupported_dtype_fails_on_every_rank(world):
+    comm = Communicator(world)
+    bad = torch.ones(3, dtype=torch.complex64) if world.rank == world.size - 1 else torch.ones(3)
+    with pytest.raises(CollectiveError, match=f"rank {world.size - 1}: dtype"):
+        comm.allreduce(bad)
+
+
+def test_mismatched_dtype_is_named(world):
+    if world.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    comm = Communicator(world)
+    t = torch.ones(5, dtype=torch.float64 if world.rank == 0 else torch.float32)
+    with pytest.raises(CollectiveError, match="disagree on dtype"):
+        comm.allreduce(t)
+
+
+def test_mismatched_count_is_named(world):
+    if world.size < 2:
+        pytest.skip("needs two ranks to disagree")
+    comm = Communicator(world)
+    with pytest.raises(CollectiveError, match="disagree on count"):
+        comm.allreduce(torch.ones(5 + world.rank))
+
+
+def test_avg_on_integers_is_refused(world):
+    comm = Communicator(world)
+    with pytest.raises(CollectiveError, match="avg"):
+        comm.allreduce(torch.ones(3, dtype=torch.int32), op="avg")
