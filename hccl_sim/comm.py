@@ -66,6 +66,7 @@ class Communicator:
         self.check = check
         self.clock = 0.0
         self.last: CallRecord | None = None
+        self.last_timing = None  # the TimingResult of the last call (all ranks' entry and exit)
         self.executor = MPIExecutor(self.mpi)
         self._header = np.zeros(len(_FIELDS))
         self._headers = np.zeros((self.size, len(_FIELDS)))
@@ -122,6 +123,7 @@ class Communicator:
             tensor.copy_(flat.view(tensor.shape))
 
         self.clock = float(timing.exit[self.rank])
+        self.last_timing = timing
         self.last = CallRecord(collective, resolved, count, DTYPE_NAMES[tensor.dtype], op, count * itemsize,
                                float(entry[self.rank]), self.clock, timing.time)
         return self.last
