@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import zlib
 from dataclasses import dataclass
 
@@ -12,12 +13,10 @@ from mpi4py import MPI
 from .dtypes import DTYPE_CODES, DTYPE_NAMES, OP_CODES, OPS, UnsupportedError, check_dtype, check_op
 from .executors.model import NetworkModel
 from .executors.mpi import MPIExecutor
+from .errors import CollectiveError, CollectiveTimeout
+from .executors.waiting import DEFAULT_TIMEOUT, wait_all
 
 COLLECTIVES = ("allreduce",)
-
-
-class CollectiveError(RuntimeError):
-    """Raised on every rank when the ranks' calls do not agree or one rank's input is invalid."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,21 @@ class CallRecord:
 _FIELDS = ("clock", "collective", "algo", "count", "dtype", "op", "root", "error")
 
 
+def _abort_on_uncaught_timeout(previous):
+    """An uncaught CollectiveTimeout ends the whole job: the missing rank would otherwise keep
+    MPI_Finalize (and so every other rank) waiting."""
+    def hook(kind, value, tb):
+        previous(kind, value, tb)
+        if issubclass(kind, CollectiveTimeout):
+            sys.stderr.flush()
+            MPI.COMM_WORLD.Abort(1)
+    hook.installed = True
+    return hook
+
+
+_HEADER_TAG = 1 << 15  # above every step tag of the executor
+
+
 def _code(text: str) -> int:
     return zlib.crc32(text.encode())
 
@@ -55,9 +69,15 @@ class Communicator:
     """
 
     def __init__(self, comm: MPI.Comm | None = None, topology=None, placement=None, algo: str | None = None,
-                 check: bool = True):
+                 check: bool = True, timeout: float | None = None):
         base = comm if comm is not None else MPI.COMM_WORLD
         self.mpi = base.Dup()  # our traffic never matches the user's
+        self.mpi.Set_errhandler(MPI.ERRORS_RETURN)  # a dead peer raises here instead of aborting the job
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
+        if not getattr(sys.excepthook, "installed", False):
+            sys.excepthook = _abort_on_uncaught_timeout(sys.excepthook)
+        if not self.timeout > 0:
+            raise ValueError(f"timeout: must be > 0 seconds, got {timeout!r}")
         self.rank, self.size = self.mpi.rank, self.mpi.size
         topology = topology if topology is not None else os.environ.get("HCCL_SIM_TOPOLOGY")
         placement = placement if placement is not None else os.environ.get("HCCL_SIM_PLACEMENT")
@@ -67,7 +87,8 @@ class Communicator:
         self.clock = 0.0
         self.last: CallRecord | None = None
         self.last_timing = None  # the TimingResult of the last call (all ranks' entry and exit)
-        self.executor = MPIExecutor(self.mpi)
+        self.executor = MPIExecutor(self.mpi, self.timeout)
+        self._peers = [r for r in range(self.size) if r != self.rank]
         self._header = np.zeros(len(_FIELDS))
         self._headers = np.zeros((self.size, len(_FIELDS)))
 
@@ -116,7 +137,7 @@ class Communicator:
         timing = self.model.timing.run(schedule, itemsize, entry)
 
         flat = tensor.reshape(-1) if tensor.is_contiguous() else tensor.contiguous().reshape(-1)
-        self.executor.run(schedule, {0: flat}, op)
+        self.executor.run(schedule, {0: flat}, op, collective)
         if op == "avg":
             flat.div_(self.size)
         if flat.data_ptr() != tensor.data_ptr() or not tensor.is_contiguous():
@@ -133,8 +154,12 @@ class Communicator:
         h = self._header
         h[:] = (self.clock, _code(collective), _code(algo), count,
                 DTYPE_CODES.get(dtype, -1), OP_CODES.get(op, -1), root, 1 if error else 0)
-        self.mpi.Allgather(h, self._headers)
         headers = self._headers
+        headers[self.rank] = h
+        # point to point rather than MPI_Allgather, so that a rank that never comes is named, not waited for
+        requests = [self.mpi.Irecv(headers[r], r, _HEADER_TAG) for r in self._peers]
+        requests += [self.mpi.Isend(h, r, _HEADER_TAG) for r in self._peers]
+        wait_all(requests, self._peers * 2, self.timeout, collective)
         if headers[:, 7].any():
             messages = self.mpi.allgather(error)  # only on the error path: a pickled exchange is fine
             bad = [f"rank {r}: {m}" for r, m in enumerate(messages) if m]
@@ -155,4 +180,4 @@ class Communicator:
         raise CollectiveError(f"{collective}: ranks disagree on {field} ({detail})")
 
 
-__all__ = ["Communicator", "CallRecord", "CollectiveError", "COLLECTIVES", "OPS"]
+__all__ = ["Communicator", "CallRecord", "CollectiveError", "CollectiveTimeout", "COLLECTIVES", "OPS"]

@@ -16,6 +16,7 @@ from mpi4py import MPI
 
 from ..algorithms.schedule import Schedule
 from ..dtypes import reducer
+from .waiting import DEFAULT_TIMEOUT, wait_all
 
 _TAG_SPACE = 1 << 15
 
@@ -23,6 +24,7 @@ _TAG_SPACE = 1 << 15
 @dataclass
 class _RankStep:
     tag: int
+    peers: list  # the peer of each request, receives then sends, to name who is missing on a timeout
     sends: list  # (peer, buf, byte offset, nbytes)
     recvs: list  # (peer, buf, byte offset, nbytes) in schedule order; buf None means scratch
     reduces: list  # (tmp element offset, buf, element offset, count)
@@ -55,7 +57,8 @@ def plan_rank(schedule: Schedule, rank: int, itemsize: int) -> tuple[list[_RankS
             else:
                 recvs.append((src, db, do * itemsize, count * itemsize))
         if sends or recvs or reduces or staged:
-            steps.append(_RankStep(index % _TAG_SPACE, sends, recvs, reduces, staged))
+            peers = [r[0] for r in recvs] + [s[0] for s in sends]
+            steps.append(_RankStep(index % _TAG_SPACE, peers, sends, recvs, reduces, staged))
         scratch = max(scratch, tmp)
     return steps, scratch
 
@@ -66,8 +69,9 @@ def as_bytes(tensor: torch.Tensor) -> np.ndarray:
 
 
 class MPIExecutor:
-    def __init__(self, comm: MPI.Comm):
+    def __init__(self, comm: MPI.Comm, timeout: float = DEFAULT_TIMEOUT):
         self.comm = comm
+        self.timeout = timeout
         self._plans: dict = {}
         self._scratch: torch.Tensor | None = None
 
@@ -87,7 +91,7 @@ class MPIExecutor:
             self._scratch = torch.empty(max(nbytes, 1 << 16), dtype=torch.uint8)
         return self._scratch[:nbytes].view(dtype)
 
-    def run(self, schedule: Schedule, buffers: dict[int, torch.Tensor], op: str) -> None:
+    def run(self, schedule: Schedule, buffers: dict[int, torch.Tensor], op: str, what: str = "collective") -> None:
         """Execute this rank's part of ``schedule`` on flat contiguous tensors of one dtype."""
         some = next(iter(buffers.values()))
         dtype, itemsize = some.dtype, some.element_size()
@@ -100,13 +104,9 @@ class MPIExecutor:
         combine = reducer(op)
         comm, BYTE = self.comm, MPI.BYTE
         for st in steps:
-            if len(st.sends) == 1 and len(st.recvs) == 1:  # a ring step: one blocking exchange
-                (dst, sb, so, sn), (src, rb, ro, rn) = st.sends[0], st.recvs[0]
-                comm.Sendrecv([raw[sb][so:so + sn], BYTE], dst, st.tag, [raw[rb][ro:ro + rn], BYTE], src, st.tag)
-            else:
-                reqs = [comm.Irecv([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.recvs]
-                reqs += [comm.Isend([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.sends]
-                MPI.Request.Waitall(reqs)
+            reqs = [comm.Irecv([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.recvs]
+            reqs += [comm.Isend([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.sends]
+            wait_all(reqs, st.peers, self.timeout, what)
             for t, b, o, count in st.reduces:
                 combine(buffers[b][o:o + count], tmp[t:t + count])
             for t, b, o, count in st.staged:
