@@ -1,4 +1,8 @@
-"""`hccl-sim`: bench (under mpirun), predict (no MPI), algos and topology inspection."""
+"""`hccl-sim`: bench (under mpirun), sweep, plot, predict (no MPI), algos and topology inspection.
+
+bench's flags are nccl-tests' (and hccl_test's), with their meanings and defaults: -b/-e sizes with
+K/M/G, -f factor or -i step, -o op, -d dtype, -r root, -n iterations, -w warmup, -c check iterations.
+"""
 from __future__ import annotations
 
 import argparse
@@ -25,6 +29,14 @@ def sizes_from(args) -> list[int]:
     return sizes
 
 
+def algos_from(args) -> list[str]:
+    """--algo takes one algorithm or several, comma-separated, to compare side by side."""
+    algos = [a.strip() for a in (args.algo or "auto").split(",") if a.strip()]
+    if not algos:
+        raise ValueError("--algo: give at least one algorithm (ring, tree, rhd, hier[:A/B] or auto)")
+    return list(dict.fromkeys(algos))
+
+
 def _add_sweep(p, default_min="32M", default_max="32M"):
     p.add_argument("-b", "--minbytes", default=default_min, help="smallest size (K/M/G suffixes), default %(default)s")
     p.add_argument("-e", "--maxbytes", default=default_max, help="largest size, default %(default)s")
@@ -34,11 +46,15 @@ def _add_sweep(p, default_min="32M", default_max="32M"):
 
 def _add_model(p):
     p.add_argument("-d", "--datatype", default="fp32", help="fp32 fp64 fp16 bf16 int8 int32 int64 uint8")
-    p.add_argument("-o", "--op", default="sum", help="sum prod max min avg")
-    p.add_argument("--algo", default="auto", help="ring, tree, rhd, hier[:INTRA/INTER] or auto")
+    p.add_argument("-o", "--op", default="sum", help="sum prod max min avg (reducing collectives only)")
+    p.add_argument("-r", "--root", type=int, default=0, help="root rank of rooted collectives, default 0")
+    p.add_argument("--algo", default="auto",
+                   help="ring, tree, rhd, hier[:INTRA/INTER] or auto; several comma-separated to compare")
     p.add_argument("--topology", default=None, help="preset (flat, two-level, NAME:k=v,...) or a topology file")
-    p.add_argument("--placement", default=None, help="linear, spread, per-group:K or list:0,1,...")
-    p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument("--placement", default=None, help="linear, spread, per-group:K, list:0,1,... or (under mpirun) hosts: "
+                   "one modeled server per MPI host")
+    p.add_argument("--format", choices=("table", "hccl_test", "csv", "json"), default="table",
+                   help="table (nccl-tests layout), hccl_test, csv or json on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model(bench)
     bench.add_argument("-n", "--iters", type=int, default=20)
     bench.add_argument("-w", "--warmup_iters", type=int, default=5)
-    bench.add_argument("-c", "--check", type=int, default=1, help="check results (1) or not (0)")
+    bench.add_argument("-c", "--check", type=int, default=1,
+                       help="checked iterations per size (0: no check), default 1")
+    bench.add_argument("--output", default=None, metavar="FILE.csv|FILE.json",
+                       help="also write every figure and the configuration to this file (rank 0 only)")
+    bench.add_argument("--seed", type=int, default=None, help="seed torch's RNG on every rank; recorded in files")
+    bench.add_argument("--trace", default=None, metavar="FILE.json",
+                       help="write the modeled timeline of one call (last size and algorithm) as a Chrome trace")
+
+    sweep = sub.add_parser("sweep", help="run a grid of cases from a YAML/TOML file; resumable")
+    sweep.add_argument("file", help="sweep file (see hccl_sim/cli/sweep.py for its fields)")
+    sweep.add_argument("--predict", action="store_true", help="no MPI: modeled times from the predictor")
+    sweep.add_argument("--output", default=None, help="results file (.csv or .json); overrides the sweep file's")
+    sweep.add_argument("--restart", action="store_true", help="discard an existing results file instead of resuming")
+    sweep.add_argument("--max-cases", type=int, default=None,
+                       help="stop after this many cases (e.g. a job's share); run again to continue")
+    sweep.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    plot = sub.add_parser("plot", help="PNG and SVG figures from a results file")
+    plot.add_argument("results", help="results file written by bench --output or sweep")
+    plot.add_argument("--outdir", default=None, help="directory for the figures, default next to the results")
+    plot.add_argument("--formats", default="png,svg", help="comma-separated image formats, default png,svg")
 
     predict = sub.add_parser("predict", help="modeled time without MPI, at any scale")
     predict.add_argument("collective")
@@ -76,6 +112,10 @@ def main(argv=None) -> int:
             from .bench import run
         elif args.command == "predict":
             from .predict import run
+        elif args.command == "sweep":
+            from .sweep import run
+        elif args.command == "plot":
+            from .plot import run
         elif args.command == "algos":
             from .info import run_algos as run
         else:

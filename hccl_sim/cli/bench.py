@@ -1,8 +1,8 @@
 """`mpirun -n N hccl-sim bench COLLECTIVE`: nccl-tests-style sweep with modeled and wall time.
 
-Per size: one checked call on fresh data (-c), warmup calls, then timed calls. Before each call the
-ranks' clocks are aligned (a free, modeled-only barrier), so every call's modeled time is the same
-as `hccl-sim predict` gives for the case. Wall time is the slowest rank's mean.
+Per size and algorithm: -c checked calls on fresh data, -w warmup calls, then -n timed calls. Before
+each call the ranks' clocks are aligned (a free, modeled-only barrier), so every call's modeled time is
+the same as `hccl-sim predict` gives for the case. Wall time is the slowest rank's mean.
 """
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from mpi4py import MPI
 from ..collectives import SPECS, rank_data, reference
 from ..comm import Communicator
 from ..dtypes import check_op, dtype_from_name
-from . import sizes_from
-from .predict import COLUMNS, result_row
-from .report import render
+from . import algos_from, sizes_from
+from .cases import Case, case_row, failed_row, figures, host_placement, rooted
+from .predict import COLUMNS
+from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, render, versions,
+                     write_results)
 
 BENCH_COLUMNS = COLUMNS + ["wall_time_us", "wrong"]
 
@@ -34,38 +36,111 @@ def _wrong(collective, comm, op, count, dtype, algo) -> int:
     return int((~ok).sum())
 
 
+def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks: int) -> dict:
+    """Run one case on the emulator: its figures, wrong elements summed over ranks, slowest rank's wall time.
+
+    Every rank must call this with the same case. A case the model cannot run (an algorithm that does not
+    apply to this communicator) comes back as a row whose status says why, on every rank alike.
+    """
+    spec, dtype, count = case.spec, case.torch_dtype, case.count
+    kwargs = {"op": case.op, "algo": case.algo}
+    if rooted(spec):
+        kwargs["root"] = case.root
+    call = getattr(comm, case.collective)
+    try:
+        comm.model.schedule(case.collective, comm.model.resolve(case.collective, case.algo, count, dtype.itemsize),
+                            count)
+    except ValueError as exc:  # decided by the model alone, so identically on every rank
+        return failed_row(case, str(exc))
+    wrong = sum(_wrong(case.collective, comm, case.op, count, dtype, case.algo) for _ in range(checks))
+    tensor = rank_data(comm.rank, count, dtype)
+    for _ in range(warmup):
+        comm.sync_clocks()
+        call(tensor, **kwargs)
+    comm.mpi.Barrier()
+    start = time.perf_counter()
+    for _ in range(iters):
+        comm.sync_clocks()
+        record = call(tensor, **kwargs)
+    wall = (time.perf_counter() - start) / max(iters, 1)
+    wall = comm.mpi.allreduce(wall, op=MPI.MAX)
+    wrong = comm.mpi.allreduce(wrong, op=MPI.SUM)
+    if iters == 0:
+        comm.sync_clocks()
+        record = call(tensor, **kwargs)
+    row = figures(spec, count * dtype.itemsize, count, record.algo, comm.size, record.time)
+    row.update(wall_time_us=wall * 1e6 if iters else "", wrong=wrong if checks else "")
+    return row
+
+
+def mpi_placement(spec, world, topology):
+    """A placement for Communicator: ``hosts`` resolved from the MPI hosts' names, anything else as is."""
+    if spec != "hosts":
+        return spec
+    return host_placement(spec, world.allgather(MPI.Get_processor_name()), topology)
+
+
 def run(args) -> int:
     if args.collective not in SPECS:
         raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
     spec, dtype = SPECS[args.collective], dtype_from_name(args.datatype)
-    check_op(args.op, dtype)
-    comm = Communicator(MPI.COMM_WORLD, topology=args.topology, placement=args.placement, algo=args.algo)
-    call = getattr(comm, args.collective)
+    if spec.reduces:
+        check_op(args.op, dtype)
+    if args.seed is not None:
+        torch.manual_seed(args.seed)
+    comm = Communicator(MPI.COMM_WORLD, topology=args.topology,
+                        placement=mpi_placement(args.placement, MPI.COMM_WORLD, args.topology))
+    topology, placement = args.topology or "flat", args.placement or "linear"
+    cases = [Case(args.collective, size, args.datatype, args.op, args.root, algo, topology, placement, comm.size)
+             for size in sizes_from(args) for algo in algos_from(args)]
+    for case in cases:
+        case.validate()
     rows = []
-    for size in sizes_from(args):
-        count = size // dtype.itemsize
-        wrong = _wrong(args.collective, comm, args.op, count, dtype, args.algo) if args.check else 0
-        tensor = rank_data(comm.rank, count, dtype)
-        for _ in range(args.warmup_iters):
-            comm.sync_clocks()
-            call(tensor, op=args.op)
-        comm.mpi.Barrier()
-        start = time.perf_counter()
-        for _ in range(args.iters):
-            comm.sync_clocks()
-            record = call(tensor, op=args.op)
-        wall = (time.perf_counter() - start) / max(args.iters, 1)
-        wall = comm.mpi.allreduce(wall, op=MPI.MAX)
-        wrong = comm.mpi.allreduce(wrong, op=MPI.SUM)
-        if args.iters == 0:
-            comm.sync_clocks()
-            record = call(tensor, op=args.op)
-        row = result_row(spec, count * dtype.itemsize, count, record.dtype, args.op, record.algo, comm.size,
-                         record.time)
-        row.update(wall_time_us=wall * 1e6, wrong=wrong)
+    for case in cases:
+        row = case_row(case, "emulated", args.iters, args.warmup_iters, args.check, args.seed)
+        row.update(measured_row(comm, case, args.iters, args.warmup_iters, args.check))
         rows.append(row)
+    if args.trace:
+        _write_trace(comm, cases[-1], args.trace)
     if comm.rank == 0:
-        print(render(rows, args.format, BENCH_COLUMNS))
-        if args.format == "table" and rows:
-            print(f"# Avg bus bandwidth (modeled): {sum(r['busbw_GBps'] for r in rows) / len(rows):.3f} GB/s")
+        meta = versions()
+        for row in rows:
+            row.update(meta)
+        if args.output:
+            write_results(args.output, rows, _config(args, comm, meta))
+        print(_render(args, comm, rows, meta))
     return 0
+
+
+def _render(args, comm, rows, meta) -> str:
+    if args.format == "table":
+        header = (f"hccl-sim bench {args.collective}: {comm.size} ranks, topology {args.topology or 'flat'} "
+                  f"({comm.topology.name}), placement {args.placement or 'linear'}, minBytes {rows[0]['size_bytes']} "
+                  f"maxBytes {rows[-1]['size_bytes']} step: "
+                  + (f"{args.stepfactor:g}(factor)" if args.stepfactor else f"{args.stepbytes}(bytes)")
+                  + f" warmup iters: {args.warmup_iters} iters: {args.iters} validation: {args.check}"
+                  + f"\n# hccl_sim {meta['hccl_sim_version']}, torch {meta['torch_version']}, "
+                  f"mpi4py {meta['mpi4py_version']}, {meta['mpi_library']}"
+                  + "\n# time, algbw and busbw are modeled; wall is the host's time per call (slowest rank)")
+        return nccl_tests_table(rows, header)
+    if args.format == "hccl_test":
+        return hccl_test_table(rows, rows[0]["size_bytes"], rows[-1]["size_bytes"], args.iters, args.warmup_iters)
+    columns = BENCH_COLUMNS if args.format != "json" else FILE_COLUMNS
+    return render(rows, args.format, columns)
+
+
+def _config(args, comm, meta) -> dict:
+    """What a results file records beyond its rows: the command line and the topology it ran on."""
+    import sys
+    return {"command": sys.argv, "ranks": comm.size, "topology": args.topology or "flat",
+            "topology_description": comm.topology.describe(), "placement": args.placement or "linear",
+            "npus": list(comm.model.placement.npus), **meta}
+
+
+def _write_trace(comm: Communicator, case: Case, path: str) -> None:
+    """The modeled timeline of one call of ``case`` (the last size and algorithm), written by rank 0."""
+    from ..trace import write_trace
+    if comm.rank == 0:
+        dtype = case.torch_dtype
+        algo = comm.model.resolve(case.collective, case.algo, case.count, dtype.itemsize)
+        write_trace(path, comm.model, case.collective, algo, case.count, dtype.itemsize)

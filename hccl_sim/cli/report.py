@@ -1,12 +1,52 @@
-"""Rows of results printed as an aligned table, CSV or JSON."""
+"""Output formats: rows of results as an aligned table, CSV, JSON, the nccl-tests and hccl_test layouts,
+and result files that carry every figure with the configuration that produced it.
+
+A *row* is one measured or predicted case: configuration columns (collective, topology, placement, ranks,
+requested algorithm, dtype, op, root, iterations) plus figures (modeled time, algbw, busbw, wrong, wall
+time). Files repeat the configuration on every row so that any row can be reproduced on its own.
+"""
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
+import platform
+import sys
+
+# what identifies a case and how it was run; with VERSION_COLUMNS, enough to reproduce the row
+CONFIG_COLUMNS = ["mode", "collective", "topology", "placement", "ranks", "requested_algo", "dtype", "op", "root",
+                  "iters", "warmup_iters", "check", "seed"]
+# the figures; modeled ones are deterministic, ``wall_time_us`` is the host's and varies run to run
+FIGURE_COLUMNS = ["size_bytes", "count", "algo", "modeled_time_us", "algbw_GBps", "busbw_GBps", "wrong", "status"]
+WALL_COLUMNS = ["wall_time_us"]
+VERSION_COLUMNS = ["hccl_sim_version", "torch_version", "mpi4py_version", "mpi_library", "python_version"]
+FILE_COLUMNS = CONFIG_COLUMNS + FIGURE_COLUMNS + WALL_COLUMNS + VERSION_COLUMNS
+NUMERIC_COLUMNS = {"ranks", "root", "iters", "warmup_iters", "check", "seed", "size_bytes", "count",
+                   "modeled_time_us", "algbw_GBps", "busbw_GBps", "wrong", "wall_time_us"}
+
+
+def versions(with_mpi: bool = True) -> dict:
+    """Versions of everything that shapes a result. ``with_mpi=False`` leaves MPI uninitialised."""
+    import torch
+
+    from .. import __version__
+    out = {"hccl_sim_version": __version__, "torch_version": torch.__version__,
+           "python_version": platform.python_version()}
+    try:
+        import mpi4py
+        out["mpi4py_version"] = mpi4py.__version__
+    except ImportError:
+        out["mpi4py_version"] = ""
+    out["mpi_library"] = ""
+    if with_mpi and "mpi4py.MPI" in sys.modules:
+        from mpi4py import MPI
+        out["mpi_library"] = " ".join(MPI.Get_library_version().split()[:3])
+    return out
 
 
 def render(rows: list[dict], fmt: str, columns: list[str] | None = None) -> str:
+    """Rows as ``json``, ``csv`` or an aligned ``table`` of ``columns``."""
     columns = columns or (list(rows[0]) if rows else [])
     if fmt == "json":
         return json.dumps(rows, indent=2)
@@ -27,3 +67,115 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) >= 0.001 or value == 0 else f"{value:.3g}"
     return "" if value is None else str(value)
+
+
+# ---- the layouts of the tools users know -------------------------------------------------------------
+_NCCL = [  # column, header, unit, width, format
+    ("size_bytes", "size", "(B)", 12, "{}"),
+    ("count", "count", "(elements)", 12, "{}"),
+    ("dtype", "type", "", 6, "{}"),
+    ("op", "redop", "", 6, "{}"),
+    ("root", "root", "", 5, "{}"),
+    ("algo", "algo", "", 10, "{}"),
+    ("modeled_time_us", "time", "(us)", 10, "{:.2f}"),
+    ("algbw_GBps", "algbw", "(GB/s)", 8, "{:.2f}"),
+    ("busbw_GBps", "busbw", "(GB/s)", 8, "{:.2f}"),
+    ("wrong", "#wrong", "", 7, "{}"),
+    ("wall_time_us", "wall", "(us)", 10, "{:.1f}"),
+]
+
+
+def nccl_tests_table(rows: list[dict], header: str) -> str:
+    """The nccl-tests layout: a commented header, one line per size, the average bus bandwidth.
+
+    ``time``, ``algbw`` and ``busbw`` are modeled; ``wall`` is the host's wall time of one call.
+    """
+    def line(values, prefix):
+        return prefix + " ".join(str(v).rjust(w) for v, (_, _, _, w, _) in zip(values, _NCCL))
+    out = [f"# {header}", "#", line([h for _, h, _, _, _ in _NCCL], "#"), line([u for _, _, u, _, _ in _NCCL], "#")]
+    for r in rows:
+        values = []
+        for col, _, _, _, fmt in _NCCL:
+            v = r.get(col)
+            if col == "algo" and r.get("requested_algo") not in (None, "", v):
+                v = f"{r['requested_algo']}({v})"  # what was asked for, and what ran
+            values.append("" if v is None or v == "" else fmt.format(v))
+        out.append(line(values, " "))
+    wrong = sum(int(r["wrong"]) for r in rows if r.get("wrong") not in (None, ""))
+    out.append(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}")
+    for algo, avg in average_busbw(rows).items():
+        out.append(f"# Avg bus bandwidth    : {avg:.4f}  (modeled, {algo})")
+    return "\n".join(out)
+
+
+def average_busbw(rows: list[dict]) -> dict[str, float]:
+    """nccl-tests' "Avg bus bandwidth": the mean busbw over sizes, per requested algorithm."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        if r.get("status", "ok") == "ok":
+            groups.setdefault(r.get("requested_algo") or r["algo"], []).append(float(r["busbw_GBps"]))
+    return {a: sum(v) / len(v) for a, v in groups.items()}
+
+
+def hccl_test_table(rows: list[dict], minbytes: int, maxbytes: int, iters: int, warmup: int) -> str:
+    """The hccl_test layout; ``aveg_time`` is the modeled time, ``check_result`` NULL when not checked."""
+    out = [f"the minbytes is {minbytes}, maxbytes is {maxbytes}, iters is {iters}, warmup_iters is {warmup}"]
+    algos = list(dict.fromkeys(r.get("requested_algo") or r["algo"] for r in rows))
+    for algo in algos:
+        if len(algos) > 1:
+            out.append(f"# algo {algo}")
+        out.append(f"{'data_size(Bytes):':<20}| {'aveg_time(us):':<16}| {'alg_bandwidth(GB/s):':<22}| check_result:")
+        for r in rows:
+            if (r.get("requested_algo") or r["algo"]) != algo:
+                continue
+            if r.get("status", "ok") != "ok":
+                out.append(f"{r['size_bytes']:<20}  {'-':<16}  {'-':<22}  {r['status']}")
+                continue
+            check = "NULL" if r.get("wrong") in (None, "") else ("success" if int(r["wrong"]) == 0 else "failed")
+            out.append(f"{r['size_bytes']:<20}  {r['modeled_time_us']:<16.2f}  {r['algbw_GBps']:<22.5f}  {check}")
+    return "\n".join(out)
+
+
+# ---- files -----------------------------------------------------------------------------------------------
+def file_format(path: str) -> str:
+    """``csv`` or ``json`` from the file name; anything else is an error naming the path."""
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith(".json"):
+        return "json"
+    raise ValueError(f"--output {path!r}: the name must end in .csv or .json")
+
+
+def write_results(path: str, rows: list[dict], config: dict) -> None:
+    """Every row with every column; JSON also keeps ``config`` (command line, topology description)."""
+    fmt = file_format(path)
+    with open(path, "w", newline="") as f:
+        if fmt == "csv":
+            writer = csv.DictWriter(f, fieldnames=FILE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            json.dump({"config": config, "results": [{c: r.get(c, "") for c in FILE_COLUMNS} for r in rows]},
+                      f, indent=2)
+            f.write("\n")
+
+
+def read_results(path: str) -> list[dict]:
+    """Rows from a CSV or JSON results file, numbers as numbers (what ``plot`` and tests read)."""
+    fmt = file_format(path)
+    with open(path, newline="") as f:
+        if fmt == "json":
+            data = json.load(f)
+            rows = data["results"] if isinstance(data, dict) else data
+        else:
+            rows = list(csv.DictReader(f))
+    return [{k: _number(k, v) for k, v in r.items()} for r in rows]
+
+
+def _number(column: str, value):
+    if column not in NUMERIC_COLUMNS or value in (None, "") or isinstance(value, (int, float)):
+        return value
+    number = float(value)
+    return int(number) if number.is_integer() and math.isfinite(number) and "." not in value \
+        and "e" not in value.lower() else number

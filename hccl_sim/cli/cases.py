@@ -1,0 +1,128 @@
+"""One benchmark case (collective, size, dtype, op, root, algorithm, topology, placement, ranks) and the
+row that reports it. MPI-free: ``predicted_row`` runs the shared timing engine through hccl_sim.predict;
+the emulated ``measured_row`` is in bench.py.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+from ..algorithms import algorithms_for, split_algo
+from ..collectives import SPECS
+from ..dtypes import check_op, dtype_from_name
+from ..executors.model import NetworkModel
+from ..executors.predictor import predict
+
+
+@dataclass(frozen=True)
+class Case:
+    collective: str
+    size: int  # bytes, as -b/-e give them
+    dtype: str
+    op: str
+    root: int
+    algo: str  # as requested: a name, "hier:A/B" or "auto"
+    topology: str
+    placement: str
+    ranks: int
+
+    @property
+    def spec(self):
+        if self.collective not in SPECS:
+            raise ValueError(f"collective {self.collective!r} is not supported (supported: {', '.join(SPECS)})")
+        return SPECS[self.collective]
+
+    @property
+    def torch_dtype(self):
+        return dtype_from_name(self.dtype)
+
+    @property
+    def count(self) -> int:
+        return self.size // self.torch_dtype.itemsize
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field for a case that can never run."""
+        if self.spec.reduces:
+            check_op(self.op, self.torch_dtype)
+        else:
+            self.torch_dtype  # noqa: B018  (validates the name)
+        known = algorithms_for(self.collective)
+        if split_algo(self.algo)[0] not in known + ["auto"]:
+            raise ValueError(f"algo: {self.algo!r} is not an algorithm of {self.collective} "
+                             f"({', '.join(known + ['auto'])})")
+        if self.size < 0:
+            raise ValueError(f"size: must be >= 0, got {self.size}")
+        if self.ranks < 1:
+            raise ValueError(f"ranks: must be >= 1, got {self.ranks}")
+        if rooted(self.spec) and not 0 <= self.root < self.ranks:
+            raise ValueError(f"root: {self.root} is not a rank of {self.ranks}")
+
+
+def rooted(spec) -> bool:
+    """Whether the collective has a root (broadcast, reduce, scatter, gather); nccl-tests prints -1 otherwise."""
+    return bool(getattr(spec, "rooted", False) or getattr(spec, "has_root", False))
+
+
+def effective_op(spec, op: str) -> str:
+    return op if spec.reduces else "none"
+
+
+def effective_root(spec, root: int) -> int:
+    return root if rooted(spec) else -1
+
+
+def case_row(case: Case, mode: str, iters: int, warmup: int, check: int, seed) -> dict:
+    """The configuration columns of a row (see report.CONFIG_COLUMNS)."""
+    return {"mode": mode, "collective": case.collective, "topology": case.topology, "placement": case.placement,
+            "ranks": case.ranks, "requested_algo": case.algo, "dtype": case.dtype,
+            "op": effective_op(case.spec, case.op), "root": effective_root(case.spec, case.root),
+            "iters": iters, "warmup_iters": warmup, "check": check, "seed": "" if seed is None else seed}
+
+
+def figures(spec, size: int, count: int, algo: str, ranks: int, seconds: float) -> dict:
+    """nccl-tests' definitions: algbw = bytes / time (GB = 1e9), busbw = algbw * the collective's factor."""
+    algbw = size / seconds / 1e9 if seconds > 0 else 0.0
+    return {"size_bytes": size, "count": count, "algo": algo, "modeled_time_us": seconds * 1e6,
+            "algbw_GBps": algbw, "busbw_GBps": spec.busbw(algbw, ranks), "status": "ok"}
+
+
+def failed_row(case: Case, message: str) -> dict:
+    """A case the model cannot run (e.g. ``hier`` on one server): kept in the results, with the reason."""
+    return {"size_bytes": case.size, "count": case.count, "algo": case.algo, "modeled_time_us": "",
+            "algbw_GBps": "", "busbw_GBps": "", "wrong": "", "status": f"n/a: {message}"}
+
+
+def predicted_row(case: Case, model: NetworkModel | None = None) -> dict:
+    """The modeled figures of one case with no MPI: the same numbers an emulated run gives."""
+    spec, dtype = case.spec, case.torch_dtype
+    model = model or NetworkModel(case.ranks, case.topology, case.placement)
+    kwargs = {}
+    if rooted(spec) and "root" in inspect.signature(predict).parameters:
+        kwargs["root"] = case.root
+    try:
+        p = predict(case.collective, case.count, case.ranks, algo=case.algo, dtype=dtype, model=model, **kwargs)
+    except ValueError as exc:  # an algorithm that does not apply to this communicator
+        return failed_row(case, str(exc))
+    row = figures(spec, case.count * dtype.itemsize, case.count, p.algo, case.ranks, p.time)
+    row["wrong"] = ""
+    return row
+
+
+def host_placement(spec, host_names: list[str], topology) -> str:
+    """``hosts``: each host (as MPI names it, one name per rank) is one modeled level-0 group (server); its
+    ranks go onto that group's NPUs in rank order. Other placements are returned unchanged."""
+    if spec != "hosts":
+        return spec
+    from ..topology import load_topology
+    group = load_topology(topology, len(host_names)).levels[0].size
+    hosts = list(dict.fromkeys(host_names))
+    seen: dict[str, int] = {}
+    npus = []
+    for name in host_names:
+        local = seen.get(name, 0)
+        seen[name] = local + 1
+        if local >= group:
+            raise ValueError(f"placement hosts: host {name} runs more ranks than a level-0 group of the topology "
+                             f"holds ({group}); choose a topology with larger servers")
+        npus.append(hosts.index(name) * group + local)
+    return "list:" + ",".join(map(str, npus))

@@ -1,0 +1,165 @@
+"""`hccl-sim plot RESULTS`: figures from a results file of `bench --output` or `sweep` (matplotlib, Agg).
+
+- per case family (collective, topology, placement, ranks, dtype): busbw and modeled time against size,
+  one line per algorithm, the ``auto`` choice overlaid and labelled with the algorithm it picked;
+- scaling: busbw and modeled time against the rank count per algorithm, at the largest size, where the
+  results hold more than one rank count;
+- topology comparison: busbw against size per topology (``auto``'s choice, or else the fastest algorithm
+  at each size), where the results hold more than one topology.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+
+from ..topology.units import format_size
+from .report import read_results
+
+
+def _slug(*parts) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9.=+-]+", "-", str(p)).strip("-") for p in parts)
+
+
+def _group(rows, keys):
+    groups = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    return groups
+
+
+def _save(fig, outdir, name, formats, written):
+    for fmt in formats:
+        path = os.path.join(outdir, f"{name}.{fmt}")
+        fig.savefig(path, bbox_inches="tight")
+        written.append(path)
+
+
+def _size_axis(ax):
+    from matplotlib.ticker import FuncFormatter
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: format_size(int(x)) if x >= 1 else ""))
+    ax.set_xlabel("size (bytes)")
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def size_figures(rows, outdir, stem, formats, plt) -> list[str]:
+    written: list[str] = []
+    family = ("collective", "topology", "placement", "ranks", "dtype", "op", "mode")
+    for key, group in sorted(_group(rows, family).items(), key=lambda kv: str(kv[0])):
+        coll, topo, place, ranks, dtype, op, mode = key
+        fig, (bw_ax, t_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+        for algo, pts in _group(group, ("requested_algo",)).items():
+            pts = sorted(pts, key=lambda r: r["size_bytes"])
+            x = [r["size_bytes"] for r in pts]
+            auto = algo[0] == "auto"
+            style = dict(color="black", linestyle="--", linewidth=2.5, alpha=0.6, marker="*", markersize=10) \
+                if auto else dict(marker="o", linewidth=1.5)
+            label = "auto (chosen)" if auto else algo[0]
+            bw_ax.plot(x, [r["busbw_GBps"] for r in pts], label=label, **style)
+            t_ax.plot(x, [r["modeled_time_us"] for r in pts], label=label, **style)
+            if auto:
+                for r in pts:
+                    bw_ax.annotate(r["algo"], (r["size_bytes"], r["busbw_GBps"]), textcoords="offset points",
+                                   xytext=(0, 8), ha="center", fontsize=7)
+        for ax in (bw_ax, t_ax):
+            _size_axis(ax)
+        bw_ax.set_ylabel("busbw (GB/s, modeled)")
+        t_ax.set_ylabel("time (us, modeled)")
+        t_ax.set_yscale("log")
+        bw_ax.legend(fontsize=8)
+        fig.suptitle(f"{coll} on {topo}, {ranks} ranks, placement {place}, {dtype}"
+                     + (f", {op}" if op not in ("", "none") else "") + f" ({mode})")
+        _save(fig, outdir, _slug(stem, coll, topo, place, f"{ranks}r", dtype, "size"), formats, written)
+        plt.close(fig)
+    return written
+
+
+def scaling_figures(rows, outdir, stem, formats, plt) -> list[str]:
+    written: list[str] = []
+    family = ("collective", "topology", "placement", "dtype", "op", "mode")
+    for key, group in sorted(_group(rows, family).items(), key=lambda kv: str(kv[0])):
+        if len({r["ranks"] for r in group}) < 2:
+            continue
+        coll, topo, place, dtype, op, mode = key
+        size = max(r["size_bytes"] for r in group)
+        fig, (bw_ax, t_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+        for algo, pts in _group([r for r in group if r["size_bytes"] == size], ("requested_algo",)).items():
+            pts = sorted(pts, key=lambda r: r["ranks"])
+            style = dict(color="black", linestyle="--", alpha=0.6, marker="*") if algo[0] == "auto" else dict(marker="o")
+            bw_ax.plot([r["ranks"] for r in pts], [r["busbw_GBps"] for r in pts], label=algo[0], **style)
+            t_ax.plot([r["ranks"] for r in pts], [r["modeled_time_us"] for r in pts], label=algo[0], **style)
+        for ax in (bw_ax, t_ax):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("ranks")
+            ax.grid(True, which="both", alpha=0.3)
+        bw_ax.set_ylabel("busbw (GB/s, modeled)")
+        t_ax.set_ylabel("time (us, modeled)")
+        bw_ax.legend(fontsize=8)
+        fig.suptitle(f"{coll} scaling on {topo}, {size} B, placement {place}, {dtype} ({mode})")
+        _save(fig, outdir, _slug(stem, coll, topo, place, dtype, "scaling"), formats, written)
+        plt.close(fig)
+    return written
+
+
+def topology_figures(rows, outdir, stem, formats, plt) -> list[str]:
+    written: list[str] = []
+    family = ("collective", "placement", "ranks", "dtype", "op", "mode")
+    for key, group in sorted(_group(rows, family).items(), key=lambda kv: str(kv[0])):
+        topologies = sorted({r["topology"] for r in group})
+        if len(topologies) < 2:
+            continue
+        coll, place, ranks, dtype, op, mode = key
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for topo in topologies:
+            mine = [r for r in group if r["topology"] == topo]
+            best = {}
+            auto = [r for r in mine if r["requested_algo"] == "auto"]
+            for r in auto or mine:  # auto's choice, or else the fastest algorithm per size
+                s = r["size_bytes"]
+                if s not in best or r["modeled_time_us"] < best[s]["modeled_time_us"]:
+                    best[s] = r
+            xs = sorted(best)
+            ax.plot(xs, [best[s]["busbw_GBps"] for s in xs], marker="o", label=topo)
+        _size_axis(ax)
+        ax.set_ylabel("busbw (GB/s, modeled, best algorithm)")
+        ax.legend(fontsize=8)
+        fig.suptitle(f"{coll}: topologies compared, {ranks} ranks, placement {place}, {dtype} ({mode})")
+        _save(fig, outdir, _slug(stem, coll, place, f"{ranks}r", dtype, "topologies"), formats, written)
+        plt.close(fig)
+    return written
+
+
+def plot_results(path: str, outdir: str | None = None, formats=("png", "svg")) -> list[str]:
+    """Write every figure the results support; returns the paths written."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for fmt in formats:
+        if fmt not in ("png", "svg", "pdf"):
+            raise ValueError(f"--formats: {fmt!r} is not one of png, svg, pdf")
+    if not os.path.exists(path):
+        raise ValueError(f"results file {path!r}: no such file")
+    rows = read_results(path)
+    missing = {"collective", "topology", "placement", "ranks", "requested_algo", "size_bytes", "busbw_GBps",
+               "modeled_time_us"} - set(rows[0] if rows else ())
+    if rows and missing:
+        raise ValueError(f"results file {path!r}: missing column {sorted(missing)[0]!r}; is it a results file?")
+    rows = [r for r in rows if r.get("status", "ok") == "ok"]
+    if not rows:
+        raise ValueError(f"results file {path!r}: no finished cases to plot")
+    outdir = outdir or os.path.dirname(os.path.abspath(path))
+    os.makedirs(outdir, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    written = []
+    for make in (size_figures, scaling_figures, topology_figures):
+        written += make(rows, outdir, stem, list(formats), plt)
+    return written
+
+
+def run(args) -> int:
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    for path in plot_results(args.results, args.outdir, formats):
+        print(path)
+    return 0
