@@ -1,5 +1,10 @@
 """What the harness needs to know of each collective (the nccl-tests pattern: one harness, and per
-collective only what differs): its bus-bandwidth factor, whether it reduces, and its test data."""
+collective only what differs): its bus-bandwidth factor, whether it reduces or has a root, how user
+tensors map onto the schedule's working buffers, its test data and its torch reference.
+
+Sizes follow nccl-tests: a collective's ``count`` is the elements of its larger buffer (allgather's
+output, reduce-scatter's input, each rank's all-to-all buffer), and each rank's block is count // p.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,20 +12,83 @@ from typing import Callable
 
 import torch
 
+from .algorithms import BUF, SEND, Job
+
 
 @dataclass(frozen=True)
 class CollectiveSpec:
     name: str
     busbw_factor: Callable[[int], float]  # nccl-tests: busbw = algbw * factor(nranks)
     reduces: bool
+    rooted: bool = False
+    blocked: bool = False  # the working buffer is p per-rank blocks
 
     def busbw(self, algbw: float, nranks: int) -> float:
         return algbw * self.busbw_factor(nranks)
 
 
+def _share(n):
+    return (n - 1) / n
+
+
 SPECS = {
     "allreduce": CollectiveSpec("allreduce", lambda n: 2 * (n - 1) / n, True),
+    "allgather": CollectiveSpec("allgather", _share, False, blocked=True),
+    "allgatherv": CollectiveSpec("allgatherv", _share, False, blocked=True),
+    "reduce_scatter": CollectiveSpec("reduce_scatter", _share, True, blocked=True),
+    "reduce_scatterv": CollectiveSpec("reduce_scatterv", _share, True, blocked=True),
+    "broadcast": CollectiveSpec("broadcast", lambda n: 1.0, False, rooted=True),
+    "reduce": CollectiveSpec("reduce", lambda n: 1.0, True, rooted=True),
+    "scatter": CollectiveSpec("scatter", _share, False, rooted=True, blocked=True),
+    "gather": CollectiveSpec("gather", _share, False, rooted=True, blocked=True),
+    "alltoall": CollectiveSpec("alltoall", _share, False),
+    "alltoallv": CollectiveSpec("alltoallv", _share, False),
+    "barrier": CollectiveSpec("barrier", lambda n: 0.0, False),
 }
+
+
+def block_bounds(job: Job, nranks: int) -> list[int]:
+    return [seg[0][0] for seg in job.block_segments(nranks)] + [job.count]
+
+
+def working_buffers(collective: str, rank: int, nranks: int, job: Job, output, input) -> dict[int, torch.Tensor]:
+    """The schedule's buffers on this rank, from flat contiguous user tensors; puts this rank's own
+    part in place (the one copy no schedule makes). ``output``/``input`` may be None where unused."""
+    if collective in ("allreduce", "broadcast"):
+        return {BUF: output}
+    if collective == "reduce":  # non-roots keep their input: the tree's partial sums go to a copy
+        return {BUF: output if rank == job.root else output.clone()}
+    if collective == "barrier":
+        return {BUF: torch.empty(0)}
+    if collective in ("alltoall", "alltoallv"):
+        send, recv = job.alltoall_blocks(nranks)
+        (so, n), (ro, _) = send[rank][rank], recv[rank][rank]
+        output[ro:ro + n].copy_(input[so:so + n])
+        return {BUF: output, SEND: input}
+    lo, hi = block_bounds(job, nranks)[rank:rank + 2]
+    dtype = (input if input is not None else output).dtype
+    if collective in ("allgather", "allgatherv"):
+        output[lo:hi].copy_(input)
+        return {BUF: output}
+    if collective in ("reduce_scatter", "reduce_scatterv"):
+        return {BUF: input.clone()}
+    if collective == "scatter":  # the root's input is only read
+        return {BUF: input if rank == job.root else torch.empty(job.count, dtype=dtype)}
+    if collective == "gather":
+        work = output if rank == job.root else torch.empty(job.count, dtype=dtype)
+        work[lo:hi].copy_(input)
+        return {BUF: work}
+    raise ValueError(f"collective {collective!r} is not supported (supported: {', '.join(SPECS)})")
+
+
+def finish(collective: str, rank: int, nranks: int, job: Job, buffers, output, op: str) -> None:
+    """Move this rank's result from the working buffers into ``output`` and finish an average."""
+    if collective in ("reduce_scatter", "reduce_scatterv", "scatter"):
+        lo, hi = block_bounds(job, nranks)[rank:rank + 2]
+        output.copy_(buffers[BUF][lo:hi])
+    if op == "avg" and (collective in ("allreduce", "reduce_scatter", "reduce_scatterv")
+                        or (collective == "reduce" and rank == job.root)):
+        output.div_(nranks)
 
 
 def rank_data(rank: int, count: int, dtype: torch.dtype) -> torch.Tensor:
@@ -45,3 +113,125 @@ def reference(op: str, inputs: list[torch.Tensor]) -> torch.Tensor:
     else:
         out = stacked.min(0).values
     return out.to(dtype)
+
+
+def expected_output(collective: str, rank: int, inputs: list[torch.Tensor], op: str = "sum", root: int = 0,
+                    counts=None, matrix=None):
+    """The torch reference of ``collective`` for ``rank``, from every rank's input (``inputs[r]``);
+    None where the rank has no defined output (non-root gather, barrier). Non-root reduce keeps its input."""
+    p = len(inputs)
+    if collective == "allreduce":
+        return reference(op, inputs)
+    if collective == "broadcast":
+        return inputs[root].clone()
+    if collective == "reduce":
+        return reference(op, inputs) if rank == root else inputs[rank].clone()
+    if collective in ("allgather", "allgatherv"):
+        return torch.cat(inputs)
+    if collective in ("reduce_scatter", "reduce_scatterv"):
+        sizes = counts if counts is not None else [inputs[0].numel() // p] * p
+        return torch.split(reference(op, inputs), list(sizes))[rank].clone()
+    if collective == "scatter":
+        return torch.split(inputs[root], [inputs[root].numel() // p] * p)[rank].clone()
+    if collective == "gather":
+        return torch.cat(inputs) if rank == root else None
+    if collective in ("alltoall", "alltoallv"):
+        if matrix is None:
+            matrix = [[inputs[0].numel() // p] * p for _ in range(p)]
+        parts = [torch.split(inputs[i], list(matrix[i]))[rank] for i in range(p)]
+        return torch.cat(parts)
+    if collective == "barrier":
+        return None
+    raise ValueError(f"collective {collective!r} is not supported")
+
+
+@dataclass
+class BenchCall:
+    """One rank's tensors for a benchmark call of ``collective`` over ``count`` working elements."""
+    collective: str
+    rank: int
+    nranks: int
+    count: int
+    dtype: torch.dtype
+    root: int = 0
+
+    def __post_init__(self):
+        p, spec = self.nranks, SPECS[self.collective]
+        block = self.count // p
+        if self.collective in ("allreduce", "broadcast", "reduce"):
+            self.inputs = [rank_data(r, self.count, self.dtype) for r in range(p)]
+        elif self.collective == "scatter":
+            self.inputs = [rank_data(r, block * p, self.dtype) for r in range(p)]
+        elif spec.blocked and self.collective not in ("reduce_scatter", "reduce_scatterv"):
+            self.inputs = [rank_data(r, block, self.dtype) for r in range(p)]
+        elif self.collective == "barrier":
+            self.inputs = [torch.empty(0, dtype=self.dtype) for _ in range(p)]
+        else:  # reduce-scatter and all-to-all: p blocks in
+            self.inputs = [rank_data(r, block * p, self.dtype) for r in range(p)]
+        self.counts = [block] * p
+
+    @property
+    def work_count(self) -> int:
+        """The working elements the call really moves (nccl-tests rounds blocked sizes down to p blocks)."""
+        if self.collective in ("allreduce", "broadcast", "reduce"):
+            return self.count
+        return 0 if self.collective == "barrier" else self.count // self.nranks * self.nranks
+
+    def invoker(self, comm, op: str, algo: str | None):
+        """A no-argument function that calls the collective on tensors allocated once (for timed loops)."""
+        return self.run(comm, op, algo, prepare_only=True)
+
+    def run(self, comm, op: str, algo: str | None, prepare_only: bool = False):
+        """Call the collective on fresh copies of this rank's data; the record and this rank's output.
+        With ``prepare_only``, return instead a function that repeats the call on those same tensors."""
+        c, r, x = self.collective, self.rank, self.inputs[self.rank]
+        block = self.count // self.nranks
+        if c in ("allreduce",):
+            out = x.clone()
+            return self._done(lambda: comm.allreduce(out, op=op, algo=algo), out, prepare_only)
+        if c == "broadcast":
+            out = x.clone()
+            return self._done(lambda: comm.broadcast(out, root=self.root, algo=algo), out, prepare_only)
+        if c == "reduce":
+            out = x.clone()
+            return self._done(lambda: comm.reduce(out, root=self.root, op=op, algo=algo), out, prepare_only)
+        if c == "barrier":
+            return self._done(lambda: comm.barrier(algo=algo), None, prepare_only)
+        if c in ("allgather", "allgatherv"):
+            out = torch.empty(block * self.nranks, dtype=self.dtype)
+            extra = (self.counts,) if c == "allgatherv" else ()
+            return self._done(lambda: getattr(comm, c)(out, x, *extra, algo=algo), out, prepare_only)
+        if c in ("reduce_scatter", "reduce_scatterv"):
+            out = torch.empty(block, dtype=self.dtype)
+            extra = (self.counts,) if c == "reduce_scatterv" else ()
+            return self._done(lambda: getattr(comm, c)(out, x, *extra, op=op, algo=algo), out, prepare_only)
+        if c == "scatter":
+            out = torch.empty(block, dtype=self.dtype)
+            source = x if r == self.root else None
+            return self._done(lambda: comm.scatter(out, source, root=self.root, algo=algo), out, prepare_only)
+        if c == "gather":
+            out = torch.empty(block * self.nranks, dtype=self.dtype) if r == self.root else None
+            return self._done(lambda: comm.gather(out, x, root=self.root, algo=algo), out, prepare_only)
+        if c in ("alltoall", "alltoallv"):
+            out = torch.empty(block * self.nranks, dtype=self.dtype)
+            if c == "alltoall":
+                return self._done(lambda: comm.alltoall(out, x, algo=algo), out, prepare_only)
+            counts = self.counts
+            return self._done(lambda: comm.alltoallv(out, x, counts, counts, algo=algo), out, prepare_only)
+        raise ValueError(f"collective {c!r} is not supported")
+
+    @staticmethod
+    def _done(call, out, prepare_only):
+        return call if prepare_only else (call(), out)
+
+    def wrong(self, output, op: str) -> int:
+        """Elements of ``output`` that differ from the torch reference (exact for ints, tolerance for floats)."""
+        matrix = [self.counts] * self.nranks
+        expected = expected_output(self.collective, self.rank, self.inputs, op, self.root, self.counts, matrix)
+        if expected is None or output is None:
+            return 0
+        if self.dtype.is_floating_point:
+            ok = torch.isclose(output.double(), expected.double(), rtol=1e-2 if self.dtype.itemsize == 2 else 1e-5)
+        else:
+            ok = output == expected
+        return int((~ok).sum())

@@ -10,13 +10,15 @@ import numpy as np
 import torch
 from mpi4py import MPI
 
+from .algorithms import Job, Schedule, StepBuilder
+from .collectives import SPECS, finish, working_buffers
 from .dtypes import DTYPE_CODES, DTYPE_NAMES, OP_CODES, OPS, UnsupportedError, check_dtype, check_op
 from .executors.model import NetworkModel
-from .executors.mpi import MPIExecutor
+from .executors.mpi import MPIExecutor, as_bytes
 from .errors import CollectiveError, CollectiveTimeout
 from .executors.waiting import DEFAULT_TIMEOUT, wait_all
 
-COLLECTIVES = ("allreduce",)
+COLLECTIVES = tuple(SPECS)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,11 @@ def _code(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def _flat(tensor: torch.Tensor) -> torch.Tensor:
+    """A flat view of a contiguous tensor, or a flat contiguous copy of a strided one."""
+    return tensor.reshape(-1) if tensor.is_contiguous() else tensor.contiguous().reshape(-1)
+
+
 class Communicator:
     """Collectives over an MPI communicator, with modeled time on a modeled topology.
 
@@ -88,6 +95,9 @@ class Communicator:
         self.last: CallRecord | None = None
         self.last_timing = None  # the TimingResult of the last call (all ranks' entry and exit)
         self.executor = MPIExecutor(self.mpi, self.timeout)
+        self._p2p = base.Dup()  # send/recv traffic: user tags never meet collective steps
+        self._p2p.Set_errhandler(MPI.ERRORS_RETURN)
+        self._tag_ub = min(int(self._p2p.Get_attr(MPI.TAG_UB) or 32767), 1 << 30)
         self._peers = [r for r in range(self.size) if r != self.rank]
         self._header = np.zeros(len(_FIELDS))
         self._headers = np.zeros((self.size, len(_FIELDS)))
@@ -111,43 +121,259 @@ class Communicator:
     def free(self) -> None:
         if self.mpi != MPI.COMM_NULL:
             self.mpi.Free()
+        if self._p2p != MPI.COMM_NULL:
+            self._p2p.Free()
 
     # ---- collectives --------------------------------------------------------------------------
+    # torch.distributed's argument order: output first. Every call returns this rank's CallRecord.
     def allreduce(self, tensor: torch.Tensor, op: str = "sum", algo: str | None = None) -> CallRecord:
         """Reduce ``tensor`` over all ranks, in place: every rank ends with the same result."""
-        return self._run("allreduce", tensor, op, algo)
+        return self._call("allreduce", tensor, tensor, op, algo)
 
-    def _run(self, collective: str, tensor: torch.Tensor, op: str, algo: str | None, root: int = -1) -> CallRecord:
+    def broadcast(self, tensor: torch.Tensor, root: int = 0, algo: str | None = None) -> CallRecord:
+        """Copy the root's ``tensor`` into every rank's ``tensor``."""
+        return self._call("broadcast", tensor, tensor, "none", algo, root)
+
+    def reduce(self, tensor: torch.Tensor, root: int = 0, op: str = "sum", algo: str | None = None) -> CallRecord:
+        """Reduce ``tensor`` over all ranks into the root's ``tensor``; other ranks' tensors are unchanged."""
+        return self._call("reduce", tensor, tensor, op, algo, root)
+
+    def allgather(self, output: torch.Tensor, input: torch.Tensor, algo: str | None = None) -> CallRecord:
+        """``output`` (p * input.numel() elements) gets every rank's ``input``, in rank order."""
+        return self._call("allgather", output, input, "none", algo)
+
+    def allgatherv(self, output: torch.Tensor, input: torch.Tensor, counts, algo: str | None = None) -> CallRecord:
+        """Like allgather with ``counts[r]`` elements from rank r (the same ``counts`` on every rank)."""
+        return self._call("allgatherv", output, input, "none", algo, counts=counts)
+
+    def reduce_scatter(self, output: torch.Tensor, input: torch.Tensor, op: str = "sum",
+                       algo: str | None = None) -> CallRecord:
+        """Reduce ``input`` (p * output.numel() elements) over all ranks; rank r gets block r in ``output``."""
+        return self._call("reduce_scatter", output, input, op, algo)
+
+    def reduce_scatterv(self, output: torch.Tensor, input: torch.Tensor, counts, op: str = "sum",
+                        algo: str | None = None) -> CallRecord:
+        """Like reduce_scatter with blocks of ``counts[r]`` elements (the same ``counts`` on every rank)."""
+        return self._call("reduce_scatterv", output, input, op, algo, counts=counts)
+
+    def scatter(self, output: torch.Tensor, input: torch.Tensor | None = None, root: int = 0,
+                algo: str | None = None) -> CallRecord:
+        """Rank r's ``output`` gets block r of the root's ``input`` (p * output.numel() elements, root only)."""
+        return self._call("scatter", output, input, "none", algo, root)
+
+    def gather(self, output: torch.Tensor | None, input: torch.Tensor, root: int = 0,
+               algo: str | None = None) -> CallRecord:
+        """The root's ``output`` (p * input.numel() elements) gets every rank's ``input``; None elsewhere."""
+        return self._call("gather", output, input, "none", algo, root)
+
+    def alltoall(self, output: torch.Tensor, input: torch.Tensor, algo: str | None = None) -> CallRecord:
+        """Block j of rank i's ``input`` becomes block i of rank j's ``output`` (p equal blocks)."""
+        return self._call("alltoall", output, input, "none", algo)
+
+    def alltoallv(self, output: torch.Tensor, input: torch.Tensor, send_counts, recv_counts,
+                  algo: str | None = None) -> CallRecord:
+        """Rank i sends ``send_counts[j]`` elements to rank j (in order of j) and receives
+        ``recv_counts[j]`` from rank j (in order of j); every pair must agree."""
+        return self._call("alltoallv", output, input, "none", algo, counts=send_counts, recv_counts=recv_counts)
+
+    def barrier(self, algo: str | None = None) -> CallRecord:
+        """Every rank waits for all (in modeled time: the latency of the barrier's zero-byte messages)."""
+        return self._call("barrier", None, None, "none", algo)
+
+    def _call(self, collective, output, input, op, algo, root=-1, counts=None, recv_counts=None) -> CallRecord:
         algo = algo or self.algo
-        error = ""
-        if not isinstance(tensor, torch.Tensor):
-            error = f"expected a torch.Tensor, got {type(tensor).__name__}"
-        else:
-            try:
-                check_dtype(tensor.dtype)
-                check_op(op, tensor.dtype)
-            except UnsupportedError as exc:
-                error = str(exc)
-        count = tensor.numel() if not error else -1
-        headers = self._exchange(collective, algo, count, tensor.dtype if not error else None, op, root, error)
+        spec = SPECS[collective]
+        root = root if spec.rooted else -1
+        error, count, dtype = self._check(collective, output, input, op, root, counts, recv_counts)
+        headers = self._exchange(collective, algo, count, dtype, op, root, error)
         entry = headers[:, 0]
-        itemsize = tensor.element_size()
-        resolved = self.model.resolve(collective, algo, count, itemsize)
-        schedule = self.model.schedule(collective, resolved, count)
+        blocks = matrix = None
+        if counts is not None:  # every rank's counts, buffer-based, then checked alike on every rank
+            blocks, matrix, count = self._share_counts(collective, counts, recv_counts)
+        itemsize = torch.empty(0, dtype=dtype).element_size() if dtype is not None else 1
+        shape = {"root": max(root, 0), "blocks": blocks, "matrix": matrix}
+        resolved = self.model.resolve(collective, algo, count, itemsize, **shape)
+        schedule = self.model.schedule(collective, resolved, count, **shape)
         timing = self.model.timing.run(schedule, itemsize, entry)
 
-        flat = tensor.reshape(-1) if tensor.is_contiguous() else tensor.contiguous().reshape(-1)
-        self.executor.run(schedule, {0: flat}, op, collective)
-        if op == "avg":
-            flat.div_(self.size)
-        if flat.data_ptr() != tensor.data_ptr() or not tensor.is_contiguous():
-            tensor.copy_(flat.view(tensor.shape))
+        flat_out = _flat(output) if output is not None else None
+        flat_in = (flat_out if input is output else _flat(input)) if input is not None else None
+        job = Job(count, max(root, 0), blocks, matrix)
+        buffers = working_buffers(collective, self.rank, self.size, job, flat_out, flat_in)
+        self.executor.run(schedule, buffers, op if spec.reduces else "sum", collective)
+        if flat_out is not None:
+            finish(collective, self.rank, self.size, job, buffers, flat_out, op)
+            if flat_out.data_ptr() != output.data_ptr() or not output.is_contiguous():
+                output.copy_(flat_out.view(output.shape))
 
         self.clock = float(timing.exit[self.rank])
         self.last_timing = timing
-        self.last = CallRecord(collective, resolved, count, DTYPE_NAMES[tensor.dtype], op, count * itemsize,
+        nbytes = count * itemsize if matrix is None else int(sum(matrix[self.rank])) * itemsize
+        self.last = CallRecord(collective, resolved, count, DTYPE_NAMES.get(dtype, "none"), op, nbytes,
                                float(entry[self.rank]), self.clock, timing.time)
         return self.last
+
+    def _check(self, collective, output, input, op, root, counts, recv_counts):
+        """(error message or "", working element count, dtype) of this rank's arguments."""
+        p, r = self.size, self.rank
+        tensors = {"output": output, "input": input}
+        if collective in ("scatter",) and r != root:
+            tensors.pop("input")
+        if collective == "gather" and r != root:
+            tensors.pop("output")
+        if collective == "barrier":
+            tensors = {}
+        for name, t in tensors.items():
+            if not isinstance(t, torch.Tensor):
+                return f"{name}: expected a torch.Tensor, got {type(t).__name__}", -1, None
+        dtypes = {t.dtype for t in tensors.values()}
+        if len(dtypes) > 1:
+            return f"output and input have different dtypes ({output.dtype}, {input.dtype})", -1, None
+        dtype = dtypes.pop() if dtypes else None
+        try:
+            if dtype is not None:
+                check_dtype(dtype)
+            if SPECS[collective].reduces:
+                check_op(op, dtype)
+        except UnsupportedError as exc:
+            return str(exc), -1, None
+        if SPECS[collective].rooted and not (isinstance(root, int) and 0 <= root < p):
+            return f"root: {root!r} is not a rank of {p}", -1, dtype
+        n_out = output.numel() if isinstance(output, torch.Tensor) else None
+        n_in = input.numel() if isinstance(input, torch.Tensor) else None
+        if collective in ("allgatherv", "reduce_scatterv", "alltoallv"):
+            for name, c in (("counts", counts), ("recv_counts", recv_counts)):
+                if name == "recv_counts" and collective != "alltoallv":
+                    continue
+                if (not isinstance(c, (list, tuple, np.ndarray, torch.Tensor)) or len(c) != p
+                        or any(not isinstance(x, (int, np.integer)) or x < 0 for x in list(c))):
+                    return f"{name}: needs {p} non-negative integers, got {list(c)!r}", -1, dtype
+        if collective == "allgather" and n_out != p * n_in:
+            return f"output: has {n_out} elements, needs {p} x input ({n_in})", -1, dtype
+        if collective == "reduce_scatter" and n_in != p * n_out:
+            return f"input: has {n_in} elements, needs {p} x output ({n_out})", -1, dtype
+        if collective == "allgatherv" and (n_in != counts[r] or n_out != sum(counts)):
+            return f"input/output: have {n_in}/{n_out} elements, counts need {counts[r]}/{sum(counts)}", -1, dtype
+        if collective == "reduce_scatterv" and (n_out != counts[r] or n_in != sum(counts)):
+            return f"output/input: have {n_out}/{n_in} elements, counts need {counts[r]}/{sum(counts)}", -1, dtype
+        if collective == "scatter" and r == root and n_in != p * n_out:
+            return f"input: has {n_in} elements on the root, needs {p} x output ({n_out})", -1, dtype
+        if collective == "gather" and r == root and n_out != p * n_in:
+            return f"output: has {n_out} elements on the root, needs {p} x input ({n_in})", -1, dtype
+        if collective == "alltoall" and (n_out != n_in or n_in % p):
+            return f"input/output: need the same size, a multiple of {p} (have {n_in}/{n_out})", -1, dtype
+        if collective == "alltoallv" and (n_in != sum(counts) or n_out != sum(recv_counts)):
+            return (f"input/output: have {n_in}/{n_out} elements, send_counts/recv_counts need "
+                    f"{sum(counts)}/{sum(recv_counts)}"), -1, dtype
+        count = {"allreduce": n_out, "broadcast": n_out, "reduce": n_out, "allgather": n_out,
+                 "reduce_scatter": n_in, "scatter": n_out * p if n_out is not None else -1,
+                 "gather": n_in * p if n_in is not None else -1, "alltoall": n_in, "barrier": 0}.get(collective, 0)
+        return "", count, dtype
+
+    def _share_counts(self, collective, counts, recv_counts):
+        """Gather every rank's counts (a small buffer-based allgather: all ranks passed the header
+        exchange) and check they agree; (blocks, matrix, working count), identical on every rank."""
+        p = self.size
+        mine = np.asarray(list(counts) + (list(recv_counts) if recv_counts is not None else []), dtype=np.int64)
+        rows = np.zeros((p, len(mine)), dtype=np.int64)
+        self.mpi.Allgather(mine, rows)
+        if collective == "alltoallv":
+            send, recv = rows[:, :p], rows[:, p:]
+            bad = [(i, j) for i in range(p) for j in range(p) if send[i, j] != recv[j, i]]
+            if bad:
+                i, j = bad[0]
+                raise CollectiveError(f"alltoallv: rank {i} sends {send[i, j]} elements to rank {j}, which "
+                                      f"expects {recv[j, i]} ({len(bad)} disagreeing pair(s))")
+            matrix = tuple(tuple(int(x) for x in row) for row in send)
+            return None, matrix, int(send.sum())
+        differ = [r for r in range(p) if (rows[r] != rows[0]).any()]
+        if differ:
+            raise CollectiveError(f"{collective}: ranks disagree on counts (rank 0: {rows[0].tolist()}; "
+                                  f"rank {differ[0]}: {rows[differ[0]].tolist()})")
+        blocks = tuple(int(x) for x in rows[0])
+        return blocks, None, sum(blocks)
+
+    # ---- point to point ---------------------------------------------------------------------------
+    def send(self, tensor: torch.Tensor, dst: int, tag: int = 0) -> CallRecord:
+        """Send ``tensor`` to rank ``dst``; the message carries its modeled arrival time (this rank's
+        clock + route latency + bytes / bandwidth), and this rank's clock moves to it."""
+        return self.batch_send_recv([("send", tensor, dst, tag)])
+
+    def recv(self, tensor: torch.Tensor, src: int, tag: int = 0) -> CallRecord:
+        """Receive into ``tensor`` from rank ``src``: clock = max(own clock, sender's clock + transfer)."""
+        return self.batch_send_recv([("recv", tensor, src, tag)])
+
+    def batch_send_recv(self, ops) -> CallRecord:
+        """``ops``: ("send" | "recv", tensor, peer[, tag]) items, all posted, then all waited for.
+
+        This rank's sends are timed together (they share its links) from its clock; each receive
+        completes at the arrival time its sender computed. The clock ends at the latest of them."""
+        ops = [tuple(o) + (0,) * (4 - len(o)) for o in ops]
+        for kind, tensor, peer, tag in ops:
+            if kind not in ("send", "recv"):
+                raise ValueError(f"batch_send_recv: kind {kind!r} is not 'send' or 'recv'")
+            if not isinstance(tensor, torch.Tensor):
+                raise ValueError(f"{kind}: expected a torch.Tensor, got {type(tensor).__name__}")
+            check_dtype(tensor.dtype)
+            if not (isinstance(peer, int) and 0 <= peer < self.size):
+                raise ValueError(f"{kind}: peer {peer!r} is not a rank of {self.size}")
+            if not (isinstance(tag, int) and 0 <= 2 * tag + 1 <= self._tag_ub):
+                raise ValueError(f"{kind}: tag {tag!r} must be an integer in 0..{(self._tag_ub - 1) // 2}")
+        start = self.clock
+        sends = [(t, peer, tag) for kind, t, peer, tag in ops if kind == "send"]
+        recvs = [(t, peer, tag) for kind, t, peer, tag in ops if kind == "recv"]
+        arrivals = self._send_arrivals([(peer, t.numel() * t.element_size()) for t, peer, _ in sends])
+        # phase 1: headers (arrival time, bytes, dtype) both ways, and the data of the sends
+        out_heads = [np.array([a, t.numel() * t.element_size(), DTYPE_CODES[t.dtype]], dtype=np.float64)
+                     for a, (t, _, _) in zip(arrivals, sends)]
+        in_heads = [np.zeros(3) for _ in recvs]
+        flats = [_flat(t) for t, _, _ in sends]
+        reqs = [self._p2p.Irecv(h, peer, 2 * tag) for h, (_, peer, tag) in zip(in_heads, recvs)]
+        peers = [peer for _, peer, _ in recvs]
+        reqs += [self._p2p.Isend(h, peer, 2 * tag) for h, (_, peer, tag) in zip(out_heads, sends)]
+        reqs += [self._p2p.Isend([as_bytes(f), MPI.BYTE], peer, 2 * tag + 1) for f, (_, peer, tag) in zip(flats, sends)]
+        peers += [peer for _, peer, _ in sends] * 2
+        wait_all(reqs[:len(recvs)], peers[:len(recvs)], self.timeout, "recv")
+        # phase 2: the data of the receives, each checked against its header
+        problems, data_reqs, targets = [], [], []
+        for head, (t, peer, tag) in zip(in_heads, recvs):
+            nbytes = t.numel() * t.element_size()
+            flat = _flat(t)
+            if int(head[1]) != nbytes or int(head[2]) != DTYPE_CODES[t.dtype]:
+                problems.append(f"recv from rank {peer} (tag {tag}): the message has {int(head[1])} bytes of "
+                                f"{list(DTYPE_CODES)[int(head[2])]}, the tensor {nbytes} bytes of {t.dtype}")
+                flat = torch.empty(int(head[1]), dtype=torch.uint8)  # drain it so the sender completes
+            targets.append((t, flat))
+            data_reqs.append(self._p2p.Irecv([as_bytes(flat), MPI.BYTE], peer, 2 * tag + 1))
+        wait_all(data_reqs + reqs[len(recvs):], [p for _, p, _ in recvs] + peers[len(recvs):], self.timeout,
+                 "batch_send_recv")
+        if problems:
+            raise CollectiveError("; ".join(problems))
+        for t, flat in targets:
+            if flat.data_ptr() != t.data_ptr() or not t.is_contiguous():
+                t.copy_(flat.view(t.shape))
+        self.clock = max([self.clock] + list(arrivals) + [float(h[0]) for h in in_heads])
+        nbytes = sum(t.numel() * t.element_size() for _, t, _, _ in ops)
+        name = ops[0][0] if len(ops) == 1 else "batch_send_recv"
+        self.last = CallRecord(name, "p2p", sum(t.numel() for _, t, _, _ in ops), "mixed" if len(
+            {t.dtype for _, t, _, _ in ops}) > 1 else DTYPE_NAMES.get(ops[0][1].dtype, "none") if ops else "none",
+            "none", nbytes, start, self.clock, self.clock - start)
+        return self.last
+
+    def _send_arrivals(self, sends) -> list[float]:
+        """Modeled arrival time of each of this rank's concurrent sends, posted at its clock."""
+        if not sends:
+            return []
+        step = StepBuilder()
+        for peer, nbytes in sends:
+            if peer != self.rank:
+                step.add(self.rank, peer, 0, 0, nbytes)
+        schedule = Schedule("send", "p2p", self.size, max(n for _, n in sends))
+        schedule.append(step)
+        entry = np.full(self.size, self.clock)
+        result = self.model.timing.run(schedule, 1, entry, record=True)
+        arrive = iter(result.transfers[:, 6].tolist() if result.transfers is not None else [])
+        return [self.clock if peer == self.rank else next(arrive) for peer, _ in sends]
 
     def _exchange(self, collective, algo, count, dtype, op, root, error) -> np.ndarray:
         """Share clocks and call signatures; raise the same error on every rank if they disagree."""

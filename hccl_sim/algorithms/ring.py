@@ -1,35 +1,105 @@
-"""Ring: p-1 steps of reduce-scatter, then p-1 of allgather, each moving one chunk to the next rank.
+"""Ring and double ring: each step every rank passes one block to its ring successor.
 
-Cost (Hockney): allreduce 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g.
+Blocks are lists of (offset, count) segments, so the same code serves equal chunks (allreduce),
+uneven per-rank blocks (allgatherv, reduce-scatterv) and the scattered blocks of a hierarchical level.
+Cost (Hockney, n bytes): allreduce 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g; allgather and
+reduce-scatter (p-1)a + (p-1)/p n b (+ (p-1)/p n g); broadcast (ring scatter, then allgather)
+2(p-1)a + 2(p-1)/p n b. The double ring runs two rings in opposite directions on half of each block.
 """
-from .schedule import StepBuilder, chunk_bounds
+from .schedule import StepBuilder, add_segments, chunk_bounds, merge_parallel
+
+
+def segments_of(bounds, offset=0):
+    """Blocks from chunk bounds: block i is [bounds[i], bounds[i+1])."""
+    return [[(int(bounds[i]) + offset, int(bounds[i + 1] - bounds[i]))] for i in range(len(bounds) - 1)]
+
+
+def reduce_scatter_blocks(ranks, blocks):
+    """Afterwards ``ranks[i]`` holds ``blocks[i]`` reduced over all ranks."""
+    p, steps = len(ranks), []
+    for s in range(p - 1):
+        step = StepBuilder()
+        for i in range(p):
+            add_segments(step, ranks[i], ranks[(i + 1) % p], blocks[(i - s - 1) % p], reduce=True)
+        steps.append(step.build())
+    return steps
+
+
+def allgather_blocks(ranks, blocks):
+    """``ranks[i]`` starts with ``blocks[i]``; afterwards every rank holds all blocks."""
+    p, steps = len(ranks), []
+    for s in range(p - 1):
+        step = StepBuilder()
+        for i in range(p):
+            add_segments(step, ranks[i], ranks[(i + 1) % p], blocks[(i - s) % p])
+        steps.append(step.build())
+    return steps
 
 
 def reduce_scatter(ranks, count, offset=0):
-    """Afterwards ``ranks[i]`` holds chunk ``i`` of the region, reduced over all ranks."""
-    p, bounds = len(ranks), chunk_bounds(count, len(ranks)) + offset
-    steps = []
-    for s in range(p - 1):
-        step = StepBuilder()
-        for i in range(p):
-            c = (i - s - 1) % p
-            step.add(ranks[i], ranks[(i + 1) % p], bounds[c], bounds[c], bounds[c + 1] - bounds[c], reduce=True)
-        steps.append(step.build())
-    return steps
+    return reduce_scatter_blocks(ranks, segments_of(chunk_bounds(count, len(ranks)), offset))
 
 
 def allgather(ranks, count, offset=0):
-    """``ranks[i]`` starts with chunk ``i`` of the region; afterwards every rank holds all of it."""
-    p, bounds = len(ranks), chunk_bounds(count, len(ranks)) + offset
-    steps = []
-    for s in range(p - 1):
-        step = StepBuilder()
-        for i in range(p):
-            c = (i - s) % p
-            step.add(ranks[i], ranks[(i + 1) % p], bounds[c], bounds[c], bounds[c + 1] - bounds[c])
-        steps.append(step.build())
-    return steps
+    return allgather_blocks(ranks, segments_of(chunk_bounds(count, len(ranks)), offset))
 
 
 def allreduce(ranks, count, offset=0):
     return reduce_scatter(ranks, count, offset) + allgather(ranks, count, offset)
+
+
+def scatter_blocks(ranks, blocks, root_pos=0):
+    """Root passes blocks down the ring, farthest first: block of position k travels k hops."""
+    p = len(ranks)
+    order = [ranks[(root_pos + k) % p] for k in range(p)]
+    owned = [blocks[(root_pos + k) % p] for k in range(p)]
+    steps = []
+    for s in range(p - 1):
+        step = StepBuilder()
+        for j in range(0, s + 1):  # position j forwards what the root sent at step s - j
+            target = p - 1 - (s - j)
+            if target > j:
+                add_segments(step, order[j], order[j + 1], owned[target])
+        steps.append(step.build())
+    return steps
+
+
+def broadcast(ranks, count, offset=0, root_pos=0):
+    """Ring scatter of p chunks from the root, then ring allgather of them."""
+    blocks = segments_of(chunk_bounds(count, len(ranks)), offset)
+    return scatter_blocks(ranks, blocks, root_pos) + allgather_blocks(ranks, blocks)
+
+
+def _halves(blocks):
+    first, second = [], []
+    for segs in blocks:
+        a, b = [], []
+        for off, cnt in segs:
+            h = (cnt + 1) // 2
+            a.append((off, h))
+            b.append((off + h, cnt - h))
+        first.append(a)
+        second.append(b)
+    return first, second
+
+
+def _reversed_ring(ranks, blocks):
+    """The same ring turned around, keeping position 0 in place (so rank i still ends with block i)."""
+    p = len(ranks)
+    idx = [(-i) % p for i in range(p)]
+    return [ranks[i] for i in idx], [blocks[i] for i in idx]
+
+
+def double_reduce_scatter_blocks(ranks, blocks):
+    first, second = _halves(blocks)
+    return merge_parallel([reduce_scatter_blocks(ranks, first), reduce_scatter_blocks(*_reversed_ring(ranks, second))])
+
+
+def double_allgather_blocks(ranks, blocks):
+    first, second = _halves(blocks)
+    return merge_parallel([allgather_blocks(ranks, first), allgather_blocks(*_reversed_ring(ranks, second))])
+
+
+def double_allreduce(ranks, count, offset=0):
+    blocks = segments_of(chunk_bounds(count, len(ranks)), offset)
+    return double_reduce_scatter_blocks(ranks, blocks) + double_allgather_blocks(ranks, blocks)

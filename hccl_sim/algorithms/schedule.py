@@ -8,7 +8,7 @@ input where the collective has one, ``TMP`` scratch sized by the schedule).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,6 +26,9 @@ class Step:
     dst_off: np.ndarray
     count: np.ndarray
     reduce: np.ndarray
+    # Timing-only compact schedules: the engine runs this step ``repeat`` times in a row with the same
+    # transfers (a ring's p-1 identical-pattern steps). Data executors refuse repeat > 1.
+    repeat: int = 1
 
     def __len__(self) -> int:
         return len(self.src)
@@ -60,6 +63,7 @@ class Schedule:
     count: int
     steps: list[Step] = field(default_factory=list)
     tmp_count: int = 0  # elements of scratch (TMP) each rank needs
+    timing_only: bool = False  # compact steps (see compact.py): offsets not real, data executors refuse it
 
     def append(self, step: Step | StepBuilder) -> None:
         step = step.build() if isinstance(step, StepBuilder) else step
@@ -72,14 +76,29 @@ class Schedule:
 
     @property
     def num_transfers(self) -> int:
-        return sum(len(s) for s in self.steps)
+        return sum(len(s) * s.repeat for s in self.steps)
+
+    @property
+    def compact(self) -> bool:
+        """Has repeated steps: for the timing engine only, never for a data executor."""
+        return any(s.repeat > 1 for s in self.steps)
+
+    def check_executable(self) -> None:
+        """Raise unless a data executor can run this schedule (compact ones are timing-only)."""
+        if self.timing_only or self.compact:
+            raise ValueError(f"{self.collective}/{self.algo}: this {self.nranks}-rank schedule is a compact, "
+                             "timing-only one (repeated steps, no real offsets); data executors need the full "
+                             "schedule (Context(compact=False))")
 
     def bytes_sent(self, itemsize: int) -> int:
-        return int(sum(int(s.count.sum()) for s in self.steps)) * itemsize
+        return int(sum(int(s.count.sum()) * s.repeat for s in self.steps)) * itemsize
 
     def __str__(self) -> str:
         lines = [f"{self.collective}/{self.algo}: {self.nranks} ranks, {self.count} elements, {len(self.steps)} steps"]
         for i, step in enumerate(self.steps):
+            if step.repeat > 1:
+                lines.append(f"  step {i}: {len(step)} transfers, repeated {step.repeat} times")
+                continue
             parts = [
                 f"{s}->{d} [{sb}:{so}+{c}]{'+=' if r else '='}[{db}:{do}]"
                 for s, d, sb, so, db, do, c, r in step
@@ -88,13 +107,57 @@ class Schedule:
         return "\n".join(lines)
 
 
+def expand_repeats(steps: list[Step]) -> list[Step]:
+    """The same steps with every repeated step written out ``repeat`` times (arrays shared)."""
+    return [replace(s, repeat=1) for s in steps for _ in range(s.repeat)]
+
+
 def merge_parallel(step_lists: list[list[Step]]) -> list[Step]:
-    """Run several step lists side by side (disjoint participants): step i of each becomes one step."""
+    """Run several step lists side by side (on disjoint data): step i of each becomes one step.
+
+    Repeated steps stay repeated when every list has the same repeat pattern; otherwise they are
+    written out first, so the merge is exact either way."""
+    if len({tuple(s.repeat for s in steps) for steps in step_lists if steps}) > 1:
+        step_lists = [expand_repeats(steps) for steps in step_lists]
     merged = []
     for i in range(max((len(s) for s in step_lists), default=0)):
         parts = [steps[i] for steps in step_lists if i < len(steps)]
-        merged.append(Step(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS)))
+        merged.append(Step(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS),
+                           repeat=parts[0].repeat))
     return merged
+
+
+def add_segments(step: StepBuilder, src, dst, segments, reduce=False, src_buf=BUF, dst_buf=BUF) -> None:
+    """One transfer per (offset, count) segment, at the same offset on both sides."""
+    for off, cnt in segments:
+        step.add(src, dst, off, off, cnt, reduce, src_buf, dst_buf)
+
+
+def coalesce(segments) -> list[tuple[int, int]]:
+    """Sorted (offset, count) segments with adjacent ones merged and empty ones dropped."""
+    out: list[list[int]] = []
+    for off, cnt in sorted((int(o), int(c)) for o, c in segments):
+        if cnt <= 0:
+            continue
+        if out and out[-1][0] + out[-1][1] == off:
+            out[-1][1] += cnt
+        else:
+            out.append([off, cnt])
+    return [(o, c) for o, c in out]
+
+
+def reverse_steps(steps: list[Step], reduce: bool) -> list[Step]:
+    """The time-reversal of a copy schedule: every transfer runs backwards, steps in reverse order.
+
+    Reversing a schedule in which each rank receives each element once (a broadcast or allgather)
+    gives its dual (reduce or reduce-scatter) when ``reduce`` is set, or a gather from a scatter.
+    """
+    out = []
+    for step in reversed(steps):
+        out.append(Step(step.dst.copy(), step.src.copy(), step.dst_buf.copy(), step.dst_off.copy(),
+                        step.src_buf.copy(), step.src_off.copy(), step.count.copy(),
+                        np.full(len(step), reduce, dtype=bool)))
+    return out
 
 
 def chunk_bounds(count: int, parts: int) -> np.ndarray:

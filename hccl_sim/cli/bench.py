@@ -11,7 +11,7 @@ import time
 import torch
 from mpi4py import MPI
 
-from ..collectives import SPECS, rank_data, reference
+from ..collectives import SPECS, BenchCall
 from ..comm import Communicator
 from ..dtypes import check_op, dtype_from_name
 from . import algos_from, sizes_from
@@ -23,51 +23,39 @@ from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, render, ve
 BENCH_COLUMNS = COLUMNS + ["wall_time_us", "wrong"]
 
 
-def _wrong(collective, comm, op, count, dtype, algo) -> int:
-    """Elements that differ from a torch reference on this rank (exact for ints, tolerance for floats)."""
-    inputs = [rank_data(r, count, dtype) for r in range(comm.size)]
-    tensor = inputs[comm.rank].clone()
-    getattr(comm, collective)(tensor, op=op, algo=algo)
-    expected = reference(op, inputs)
-    if dtype.is_floating_point:
-        ok = torch.isclose(tensor.double(), expected.double(), rtol=1e-2 if dtype.itemsize == 2 else 1e-5)
-    else:
-        ok = tensor == expected
-    return int((~ok).sum())
-
-
 def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks: int) -> dict:
     """Run one case on the emulator: its figures, wrong elements summed over ranks, slowest rank's wall time.
 
     Every rank must call this with the same case. A case the model cannot run (an algorithm that does not
     apply to this communicator) comes back as a row whose status says why, on every rank alike.
     """
-    spec, dtype, count = case.spec, case.torch_dtype, case.count
-    kwargs = {"op": case.op, "algo": case.algo}
-    if rooted(spec):
-        kwargs["root"] = case.root
-    call = getattr(comm, case.collective)
+    spec, dtype = case.spec, case.torch_dtype
+    bench = BenchCall(case.collective, comm.rank, comm.size, case.count, dtype, case.root if rooted(spec) else 0)
+    count, root = bench.work_count, bench.root
     try:
-        comm.model.schedule(case.collective, comm.model.resolve(case.collective, case.algo, count, dtype.itemsize),
-                            count)
+        algo = comm.model.resolve(case.collective, case.algo, count, dtype.itemsize, root=root)
+        comm.model.schedule(case.collective, algo, count, root=root)
     except ValueError as exc:  # decided by the model alone, so identically on every rank
         return failed_row(case, str(exc))
-    wrong = sum(_wrong(case.collective, comm, case.op, count, dtype, case.algo) for _ in range(checks))
-    tensor = rank_data(comm.rank, count, dtype)
+    wrong = 0
+    for _ in range(checks):  # fresh data each time, compared with the torch reference
+        _, output = bench.run(comm, case.op, case.algo)
+        wrong += bench.wrong(output, case.op)
+    call = bench.invoker(comm, case.op, case.algo)
     for _ in range(warmup):
         comm.sync_clocks()
-        call(tensor, **kwargs)
+        call()
     comm.mpi.Barrier()
     start = time.perf_counter()
     for _ in range(iters):
         comm.sync_clocks()
-        record = call(tensor, **kwargs)
+        record = call()
     wall = (time.perf_counter() - start) / max(iters, 1)
     wall = comm.mpi.allreduce(wall, op=MPI.MAX)
     wrong = comm.mpi.allreduce(wrong, op=MPI.SUM)
     if iters == 0:
         comm.sync_clocks()
-        record = call(tensor, **kwargs)
+        record = call()
     row = figures(spec, count * dtype.itemsize, count, record.algo, comm.size, record.time)
     row.update(wall_time_us=wall * 1e6 if iters else "", wrong=wrong if checks else "")
     return row

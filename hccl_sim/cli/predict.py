@@ -24,7 +24,10 @@ def run(args) -> int:
         raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
     spec, dtype = SPECS[args.collective], dtype_from_name(args.datatype)
     from ..dtypes import check_op
-    check_op(args.op, dtype)
+    if spec.reduces:
+        check_op(args.op, dtype)
+    if spec.rooted and not 0 <= args.root < args.ranks:
+        raise ValueError(f"-r/--root: {args.root} is not a rank of {args.ranks}")
     if args.ranks < 1:
         raise ValueError(f"--ranks must be >= 1, got {args.ranks}")
     sizes = [parse_size(s) for s in args.size.split(",")] if args.size else sizes_from(args)
@@ -33,7 +36,10 @@ def run(args) -> int:
     rows = []
     for size in sizes:
         count = size // itemsize
-        p = predict(args.collective, count, args.ranks, algo=args.algo, dtype=dtype, model=model)
+        if spec.blocked or args.collective.startswith("alltoall"):  # nccl-tests: p whole blocks
+            count = count // args.ranks * args.ranks
+        p = predict(args.collective, count, args.ranks, algo=args.algo, dtype=dtype, model=model,
+                    root=args.root if spec.rooted else 0)
         rows.append(result_row(spec, count * itemsize, count, p.dtype, args.op, p.algo, args.ranks, p.time))
     print(render(rows, args.format, COLUMNS))
     return 0

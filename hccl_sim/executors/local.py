@@ -13,6 +13,7 @@ from ..dtypes import reducer
 
 def run_local(schedule: Schedule, buffers: list[dict[int, torch.Tensor]], op: str = "sum") -> None:
     """``buffers[r]`` maps buffer id to rank r's flat tensor; updated in place."""
+    schedule.check_executable()
     combine = reducer(op)
     for step in schedule.steps:
         sent = [buffers[src][sb][so:so + count].clone()

@@ -7,17 +7,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algorithms import Context, algorithms_for, build_schedule, split_algo
+from ..algorithms import Context, algorithms_for, build_schedule, selection, split_algo
+from ..algorithms.compact import COMPACT_BUILDERS
 from ..timing import TimingModel, TimingResult
 from ..topology import Placement, Topology, load_topology
 
 
 def server_groups(topology: Topology, npus) -> tuple[tuple[int, ...], ...]:
     """Ranks grouped by the level-0 group (server, board) their NPU is in, in rank order."""
-    groups: dict[int, list[int]] = {}
-    for rank, g in enumerate(topology.group_of(npus, 0).tolist()):
-        groups.setdefault(g, []).append(rank)
-    return tuple(tuple(groups[g]) for g in sorted(groups))
+    group = topology.group_of(npus, 0)
+    order = np.argsort(group, kind="stable")  # numpy: a million ranks in well under a second
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    return tuple(map(tuple, np.split(order, starts[1:]))) if len(order) else ()
+
+
+# Communicators above this size get compact (timing-only, numpy-built) schedules; MPI runs stay far below.
+COMPACT_RANKS = 1024
+# Above this size an algorithm with no compact schedule is refused rather than written out transfer by transfer.
+FULL_SCHEDULE_RANKS = 1 << 16
+
+
+def rank_grid(topology: Topology, npus) -> tuple[tuple[int, ...], int]:
+    """(radices, mesh levels) of the ranks as a mixed-radix grid over the topology's levels, when the
+    placement is linear and the ranks fill whole units below their top level; ((), 0) otherwise."""
+    npus = np.asarray(npus)
+    if topology.link_scale or not np.array_equal(npus, np.arange(len(npus))):
+        return (), 0
+    radices, left = [], len(npus)
+    for level in topology.levels:
+        if left <= level.size:
+            radices.append(left)
+            break
+        if left % level.size:
+            return (), 0
+        radices.append(level.size)
+        left //= level.size
+    return tuple(radices), min(topology.num_mesh_levels, len(radices))
 
 
 class NetworkModel:
@@ -25,34 +50,65 @@ class NetworkModel:
         self.nranks = nranks
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology, nranks)
         self.placement = Placement.build(placement, nranks, self.topology)
-        self.context = Context(nranks, server_groups(self.topology, self.placement.npus))
+        compact = nranks > COMPACT_RANKS
+        radices, mesh_levels = rank_grid(self.topology, self.placement.npus) if compact else ((), 0)
+        self.context = Context(nranks, server_groups(self.topology, self.placement.npus), compact, radices,
+                               mesh_levels)
         self.timing = TimingModel(self.topology, np.array(self.placement.npus))
         self._auto: dict = {}
 
+    @property
+    def hierarchical(self) -> bool:
+        """Two or more servers with the same number (>1) of ranks: hierarchical algorithms apply."""
+        sizes = {len(g) for g in self.context.groups}
+        return len(sizes) == 1 and len(self.context.groups) > 1 and sizes != {1}
+
     def applicable(self, collective: str) -> list[str]:
         """Algorithms that can run this collective on this communicator."""
-        names = algorithms_for(collective)
-        sizes = {len(g) for g in self.context.groups}
-        if len(sizes) != 1 or len(self.context.groups) < 2 or sizes == {1}:
-            names = [n for n in names if n != "hier"]
+        names = [n for n in algorithms_for(collective) if n != "hier" or self.hierarchical]
+        if self.context.compact:  # at scale only the algorithms with compact schedules
+            names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})]
         return names
 
-    def resolve(self, collective: str, algo: str | None, count: int, itemsize: int) -> str:
-        """The algorithm to run: ``auto`` (or None) picks the lowest modeled time, ties to the first listed."""
-        if algo not in (None, "auto"):
+    def requested(self, collective: str, algo: str | None) -> str:
+        """``algo`` with an HCCL_ALGO-style string ("level0:NA;level1:H-D_R", per operator with
+        "op=...") turned into this collective's algorithm; None means auto."""
+        if not algo:
+            return "auto"
+        if selection.is_hccl_algo(algo):
+            single_server = len(self.context.groups) == 1
+            return selection.to_algo(collective, algo, self.hierarchical, "hier" in algorithms_for(collective),
+                                     "intra" if single_server else "inter")
+        return algo
+
+    def resolve(self, collective: str, algo: str | None, count: int, itemsize: int, root: int = 0,
+                blocks=None, matrix=None) -> str:
+        """The algorithm to run: ``auto`` (or None) picks the lowest modeled time among the applicable
+        algorithms for this size, root and counts, ties to the first listed (so every rank agrees)."""
+        algo = self.requested(collective, algo)
+        if algo != "auto":
             return algo
-        key = (collective, count, itemsize)
+        key = (collective, count, itemsize, root, blocks, matrix)
         if key not in self._auto:
-            times = {a: self.time(collective, a, count, itemsize).time for a in self.applicable(collective)}
+            times = {a: self.time(collective, a, count, itemsize, root=root, blocks=blocks, matrix=matrix).time
+                     for a in self.applicable(collective)}
+            if not times:
+                raise ValueError(f"collective {collective!r} has no algorithm that applies")
             self._auto[key] = min(times, key=times.get)
         return self._auto[key]
 
-    def schedule(self, collective: str, algo: str, count: int):
+    def schedule(self, collective: str, algo: str, count: int, root: int = 0, blocks=None, matrix=None):
         name, _ = split_algo(algo)
-        if name == "hier" and "hier" not in self.applicable(collective):
+        if name == "hier" and not self.hierarchical:
             sizes = [len(g) for g in self.context.groups]
             raise ValueError(f"{collective}: 'hier' needs two or more servers with the same number (>1) of ranks, got {sizes}")
-        return build_schedule(collective, algo, self.context, count)
+        if self.context.compact and self.nranks > FULL_SCHEDULE_RANKS and \
+                name not in COMPACT_BUILDERS.get(collective, {}):
+            have = ", ".join(COMPACT_BUILDERS.get(collective, {})) or "none"
+            raise ValueError(f"{collective}: {algo!r} has no compact schedule, and its full one is too large at "
+                             f"{self.nranks} ranks; at this scale use one of: {have}")
+        return build_schedule(collective, algo, self.context, count, root, blocks, matrix)
 
-    def time(self, collective: str, algo: str, count: int, itemsize: int, entry=None, record=False) -> TimingResult:
-        return self.timing.run(self.schedule(collective, algo, count), itemsize, entry, record)
+    def time(self, collective: str, algo: str, count: int, itemsize: int, entry=None, record=False, root: int = 0,
+             blocks=None, matrix=None) -> TimingResult:
+        return self.timing.run(self.schedule(collective, algo, count, root, blocks, matrix), itemsize, entry, record)

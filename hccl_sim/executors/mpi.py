@@ -37,6 +37,7 @@ def _overlaps(ranges, buf, lo, hi):
 
 def plan_rank(schedule: Schedule, rank: int, itemsize: int) -> tuple[list[_RankStep], int]:
     """This rank's part of each step, and the scratch (elements) it needs."""
+    schedule.check_executable()
     steps, scratch = [], 0
     for index, step in enumerate(schedule.steps):
         sends, recvs, reduces, staged, tmp = [], [], [], [], 0

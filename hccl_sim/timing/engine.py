@@ -7,6 +7,10 @@ a competitor finishes); it reaches the receiver the route's latency after its la
 a reduce then costs bytes / the NPU's reduce rate. A transfer is complete for the sender when it
 arrives and for the receiver once it is reduced. Pure and deterministic: entry times are taken
 relative to the earliest, so equal cases give bit-identical results whatever the host.
+
+Large schedules (more than 1,024 ranks, more than 2^18 transfers, or compact repeated steps) are
+timed by stepwise.py instead: the same rules one step at a time in numpy. The choice depends on the
+schedule alone, so a case always gets the same mode.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 
 from ..algorithms.schedule import Schedule
 from ..topology import Topology
+from .stepwise import StepwiseSimulator, use_stepwise
 
 _REL_TOL = 1e-12  # flows whose finish times differ by less than this (relative) finish together
 
@@ -96,6 +101,8 @@ class TimingModel:
         self.npus = np.asarray(npus, dtype=np.int64)
         self._plans: dict = {}
         self._results: dict = {}
+        self._stepwise = None
+        self._result_ranks = 0
 
     def plan(self, schedule: Schedule, itemsize: int) -> _Plan:
         key = (id(schedule), itemsize)
@@ -112,9 +119,18 @@ class TimingModel:
         key = (id(schedule), itemsize, rel.tobytes(), record)
         cached = self._results.get(key)
         if cached is None or cached[0] is not schedule:
-            if len(self._results) > 4096:
+            # bounded by entries and by ranks held (a million-rank result holds megabytes)
+            if len(self._results) > 4096 or self._result_ranks + schedule.nranks > (1 << 23):
                 self._results.clear()
-            cached = (schedule, simulate(self.plan(schedule, itemsize), rel, record))
+                self._result_ranks = 0
+            self._result_ranks += schedule.nranks
+            if use_stepwise(schedule):  # large cases: numpy, one step at a time (see stepwise.py)
+                if self._stepwise is None:
+                    self._stepwise = StepwiseSimulator(self.topology, self.npus)
+                outcome = self._stepwise.run(schedule, itemsize, rel, record)
+            else:
+                outcome = simulate(self.plan(schedule, itemsize), rel, record)
+            cached = (schedule, outcome)
             self._results[key] = cached
         rel_exit, transfers = cached[1]
         result = TimingResult(entry, rel_exit + base, float(rel_exit.max()) if len(rel_exit) else 0.0)

@@ -1,0 +1,98 @@
+"""Pipelined trees: the data is cut into K chunks that flow through a tree one step behind each other.
+
+A node of height h (leaves 0) sends chunk c up in step c + h, after its children sent it theirs; a node
+of depth e sends chunk c down in step c + e. ``pipeline`` is the chain (a tree of one branch): with
+K chunks over p ranks, broadcast and reduce cost (K + p - 2)(a + n/K b) (+ n/K g per step for reduce).
+"""
+from .schedule import StepBuilder, chunk_bounds
+
+DEFAULT_CHUNK = 16384  # elements per chunk when no K is given, at most MAX_CHUNKS chunks
+MAX_CHUNKS = 16
+
+
+def chunks_for(count: int, variant: str = "") -> int:
+    """K from the algorithm variant ("pipeline:8") or from the size."""
+    if variant:
+        if not variant.isdigit() or int(variant) < 1:
+            raise ValueError(f"pipeline: chunk count {variant!r} must be a positive integer")
+        return max(1, min(int(variant), max(count, 1)))
+    return max(1, min(MAX_CHUNKS, count // DEFAULT_CHUNK))
+
+
+def _shape(parent):
+    children: dict = {}
+    root = None
+    for node, up in parent.items():
+        if up is None:
+            root = node
+        else:
+            children.setdefault(up, []).append(node)
+    height, depth = {}, {root: 0}
+
+    def h(node):
+        if node not in height:
+            height[node] = 1 + max((h(c) for c in children.get(node, ())), default=-1)
+        return height[node]
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        for c in children.get(node, ()):
+            depth[c] = depth[node] + 1
+            stack.append(c)
+    for node in parent:
+        h(node)
+    return height, depth
+
+
+def _collect(rows):
+    steps = []
+    for t in sorted(rows):
+        step = StepBuilder()
+        for row in rows[t]:
+            step.add(*row)
+        steps.append(step.build())
+    return steps
+
+
+def tree_reduce(parent, count, chunks, offset=0):
+    height, _ = _shape(parent)
+    bounds = chunk_bounds(count, chunks) + offset
+    rows: dict = {}
+    for node, up in parent.items():
+        if up is None:
+            continue
+        for c in range(chunks):
+            lo, n = int(bounds[c]), int(bounds[c + 1] - bounds[c])
+            rows.setdefault(c + height[node], []).append((node, up, lo, lo, n, True))
+    return _collect(rows)
+
+
+def tree_broadcast(parent, count, chunks, offset=0):
+    _, depth = _shape(parent)
+    bounds = chunk_bounds(count, chunks) + offset
+    rows: dict = {}
+    for node, up in parent.items():
+        if up is None:
+            continue
+        for c in range(chunks):
+            lo, n = int(bounds[c]), int(bounds[c + 1] - bounds[c])
+            rows.setdefault(c + depth[up], []).append((up, node, lo, lo, n, False))
+    return _collect(rows)
+
+
+def chain(ranks, root_pos=0):
+    p = len(ranks)
+    order = [ranks[(root_pos + i) % p] for i in range(p)]
+    return {r: (order[i - 1] if i else None) for i, r in enumerate(order)}
+
+
+def broadcast(ranks, count, offset=0, root_pos=0, variant=""):
+    return tree_broadcast(chain(ranks, root_pos), count, chunks_for(count, variant), offset)
+
+
+def reduce(ranks, count, offset=0, root_pos=0, variant=""):
+    return tree_reduce(chain(ranks, root_pos), count, chunks_for(count, variant), offset)
+
+
+def allreduce(ranks, count, offset=0, variant=""):
+    return reduce(ranks, count, offset, 0, variant) + broadcast(ranks, count, offset, 0, variant)

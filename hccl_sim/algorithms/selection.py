@@ -1,0 +1,71 @@
+"""HCCL_ALGO-style algorithm selection: ``"level0:NA;level1:H-D_R"`` for every operator, or per operator
+``"allreduce=level0:NA;level1:ring/allgather=level0:NA;level1:H-D_R"`` (``others=`` for the rest).
+
+level0 is the intra-server algorithm, level1 the inter-server one; ``NA`` leaves a level to the
+default (auto). On a communicator that spans several servers with the same number of ranks each, a
+collective with a hierarchical algorithm runs ``hier:LEVEL0/LEVEL1``; otherwise the one level that
+exists (level0 within one server, level1 with one rank per server) names the algorithm, or the other
+level if that one is NA.
+"""
+from __future__ import annotations
+
+# HCCL's names (case-insensitive) -> ours; ours map to themselves
+HCCL_NAMES = {"na": None, "ring": "ring", "h-d_r": "rhd", "hd_r": "rhd", "hdr": "rhd", "rhd": "rhd", "nb": "nb",
+              "nhr": "nhr", "pipeline": "pipeline", "pairwise": "pairwise", "fullmesh": "mesh", "mesh": "mesh",
+              "star": "star", "tree": "tree", "dbtree": "dbtree", "dring": "dring", "doublering": "dring",
+              "double_ring": "dring"}
+# HCCL operator names -> the collectives they govern
+HCCL_OPS = {"allreduce": ("allreduce",), "allgather": ("allgather", "allgatherv"),
+            "reducescatter": ("reduce_scatter", "reduce_scatterv"), "broadcast": ("broadcast",),
+            "reduce": ("reduce",), "scatter": ("scatter",), "gather": ("gather",),
+            "alltoall": ("alltoall", "alltoallv"), "alltoallv": ("alltoallv",), "barrier": ("barrier",)}
+
+
+def is_hccl_algo(text: str | None) -> bool:
+    return bool(text) and "level" in text.lower()
+
+
+def _levels(text: str, where: str) -> dict[int, str | None]:
+    levels: dict[int, str | None] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        key, sep, name = part.partition(":")
+        key = key.strip().lower()
+        if not sep or not key.startswith("level") or not key[5:].isdigit():
+            raise ValueError(f"HCCL_ALGO: {where}{part!r} is not 'levelN:ALGORITHM'")
+        if name.strip().lower() not in HCCL_NAMES:
+            raise ValueError(f"HCCL_ALGO: {where}level{key[5:]} algorithm {name.strip()!r} is not one of "
+                             f"{', '.join(sorted(n for n in HCCL_NAMES if n != 'na'))} or NA")
+        levels[int(key[5:])] = HCCL_NAMES[name.strip().lower()]
+    return levels
+
+
+def parse(text: str) -> dict[str, dict[int, str | None]]:
+    """collective (or "others") -> {level: our algorithm name or None}."""
+    if "=" not in text:
+        return {"others": _levels(text, "")}
+    out: dict[str, dict[int, str | None]] = {}
+    for part in filter(None, (p.strip() for p in text.split("/"))):
+        op, sep, levels = part.partition("=")
+        key = op.strip().lower().replace("_", "")
+        if not sep or (key not in HCCL_OPS and key != "others"):
+            raise ValueError(f"HCCL_ALGO: operator {op.strip()!r} is not one of {', '.join(HCCL_OPS)} or others")
+        for collective in HCCL_OPS.get(key, ("others",)):
+            out[collective] = _levels(levels, f"{op.strip()}: ")
+    return out
+
+
+def to_algo(collective: str, text: str, hierarchical: bool, has_hier: bool, multi_level: str = "intra") -> str:
+    """Our algorithm string for ``collective`` from an HCCL_ALGO string.
+
+    ``hierarchical``: the communicator spans several equal servers; ``has_hier``: the collective has a
+    hierarchical algorithm; ``multi_level``: which level a flat communicator is ("intra" one server,
+    "inter" one rank per server)."""
+    table = parse(text)
+    levels = table.get(collective, table.get("others", {}))
+    l0, l1 = levels.get(0), levels.get(1)
+    if l0 is None and l1 is None:
+        return "auto"
+    if hierarchical and has_hier:
+        return f"hier:{l0 or 'ring'}/{l1 or 'ring'}"
+    first, second = (l0, l1) if multi_level == "intra" else (l1, l0)
+    return first or second

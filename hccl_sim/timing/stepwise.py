@@ -1,0 +1,217 @@
+"""Stepwise timing: the fluid model of engine.py one step at a time, in numpy, for very large schedules.
+
+Every transfer of step s starts at its sender's clock (when the sender finished its previous step).
+The step's flows then share the links max-min fairly, with rates recomputed whenever a flow starts
+or finishes; a transfer arrives the route's latency after its last byte and a reduce then costs
+bytes / the NPU's reduce rate: the same rules as the exact engine. Afterwards each rank's clock is
+the max of its clock and the completion of its transfers in the step.
+
+What differs from the exact engine: flows of different steps never share a link here. That is exact
+for lockstep schedules entered at equal times (every rank finishes step s before anyone's step s+1
+flows meet its links: rings and power-of-two RHD on uniform topologies, say). Where ranks drift
+apart (an RHD fold, uneven chunks), a fast rank's next-step flows would overlap a slow rank's
+current ones in the exact engine; here they do not.
+
+Repeated steps (``Step.repeat = k``, compact schedules) run in lockstep: the first repetition starts
+from the ranks' clocks; every further one starts all the step's ranks together when the last of
+them finished the previous one, and adds the step's duration from a common start, computed once.
+When the step's outcome is uniform (all its ranks end together: a ring on a flat or symmetric
+topology) this is exact. Otherwise it is exact for the last rank out when no link carries two
+flows of the step and reduces are free (the slowest sender's own chain sets the pace), and an upper
+bound in general (ranks far from the slowest link could run ahead).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..algorithms.schedule import Schedule, Step
+from ..topology import Topology
+
+_REL_TOL = 1e-12  # as in the exact engine: finish times this close (relative) count as one
+
+
+def _max_min(link: np.ndarray, flow: np.ndarray, nflows: int, capacity: np.ndarray) -> np.ndarray:
+    """Max-min fair rates by progressive filling. Routes come as (link, flow) entries, one per hop,
+    so a round is a few bincounts over the hops of the flows still unfrozen, whatever their lengths."""
+    nlinks = len(capacity)
+    cap = capacity.copy()
+    rate = np.zeros(nflows)
+    while len(link):
+        users = np.bincount(link, minlength=nlinks)
+        share = np.full(nlinks, math.inf)
+        np.divide(cap, users, out=share, where=users > 0)
+        fair = share.min()
+        hit = np.zeros(nflows, dtype=bool)
+        hit[flow[share[link] <= fair * (1 + _REL_TOL)]] = True  # flows crossing a bottleneck link
+        rate[hit] = fair
+        frozen = hit[flow]
+        cap = np.maximum(cap - fair * np.bincount(link[frozen], minlength=nlinks), 0.0)
+        link, flow = link[~frozen], flow[~frozen]
+    return rate
+
+
+class _StepRoutes:
+    """One step's routes as (link, flow) entries with links renumbered 0..n-1 (int32), the links'
+    capacities, and each route's latency."""
+
+    def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray):
+        capacity, latency = topology.link_arrays()
+        routes = topology.routes(src_npu, dst_npu)
+        valid = routes >= 0
+        links = routes[valid]  # flow-major: each flow's hops in route order
+        flow = np.repeat(np.arange(len(routes), dtype=np.int32), valid.sum(axis=1))
+        del routes, valid
+        self.nflows = len(src_npu)
+        self.latency = np.bincount(flow, weights=latency[links], minlength=self.nflows)
+        # renumber the links this step uses, without a sort
+        mark = np.zeros(len(capacity), dtype=bool)
+        mark[links] = True
+        ids = np.flatnonzero(mark)
+        local = np.zeros(len(capacity), dtype=np.int32)
+        local[ids] = np.arange(len(ids), dtype=np.int32)
+        self.link = local[links]
+        self.flow = flow
+        self.capacity = capacity[ids]
+        self.nbytes = self.link.nbytes + self.flow.nbytes + self.latency.nbytes + self.capacity.nbytes
+
+    def rates(self, active: np.ndarray) -> np.ndarray:
+        """Max-min rates of the flows ``active`` (indices), in that order."""
+        if len(active) == self.nflows:
+            return _max_min(self.link, self.flow, self.nflows, self.capacity)[active]
+        position = np.full(self.nflows, -1, dtype=np.int32)
+        position[active] = np.arange(len(active), dtype=np.int32)
+        pos = position[self.flow]
+        keep = pos >= 0
+        return _max_min(self.link[keep], pos[keep], len(active), self.capacity)
+
+
+def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.ndarray:
+    """Time each flow's last byte leaves, flows starting at ``start`` and sharing links max-min fairly."""
+    finish = start.copy()  # empty transfers: only the latency
+    sending = np.flatnonzero(nbytes > 0)
+    if not len(sending):
+        return finish
+    first_start = start[sending]
+    starts = first_start[:1] if (first_start == first_start[0]).all() else np.unique(first_start)
+    remaining = nbytes.astype(np.float64)
+    active = np.zeros(0, dtype=np.int64)
+    now, next_start = starts[0], 0
+    while len(active) or next_start < len(starts):
+        if next_start < len(starts) and starts[next_start] <= now:
+            joining = sending if len(starts) == 1 else sending[first_start == starts[next_start]]
+            active = np.concatenate([active, joining])
+            next_start += 1
+            continue
+        if not len(active):  # idle until the next flow starts
+            now = starts[next_start]
+            continue
+        rate = routes.rates(active)
+        left = remaining[active] / rate
+        first = left.min()
+        until = starts[next_start] if next_start < len(starts) else math.inf
+        if now + first <= until:  # the earliest flows finish before anyone else starts
+            done = left <= first * (1 + _REL_TOL)
+            now = now + first
+            remaining[active] -= rate * first
+            finish[active[done]] = now
+            active = active[~done]
+        else:
+            remaining[active] -= rate * (until - now)
+            now = until
+    return finish
+
+
+class StepwiseSimulator:
+    """Times a schedule step by step; routes of identical (src, dst) pairs and outcomes of identical
+    steps from a common start are computed once."""
+
+    ROUTE_CACHE_BYTES = 1 << 30
+
+    def __init__(self, topology: Topology, npus: np.ndarray):
+        self.topology = topology
+        self.npus = np.asarray(npus, dtype=np.int64)
+        self._routes: dict = {}
+        self._route_bytes = 0
+
+    def routes(self, step: Step) -> _StepRoutes:
+        key = (len(step), hash(np.ascontiguousarray(step.src).tobytes()), hash(np.ascontiguousarray(step.dst).tobytes()))
+        found = self._routes.get(key)
+        if found is None:
+            found = _StepRoutes(self.topology, self.npus[step.src], self.npus[step.dst])
+            while self._routes and self._route_bytes + found.nbytes > self.ROUTE_CACHE_BYTES:
+                self._route_bytes -= self._routes.pop(next(iter(self._routes))).nbytes  # least recent
+            self._route_bytes += found.nbytes
+        else:
+            del self._routes[key]
+        self._routes[key] = found  # most recent last
+        return found
+
+    def _once(self, step: Step, clock: np.ndarray, itemsize: int):
+        """One run of ``step`` from ``clock``: (post, last byte out, arrival, done at dst) per transfer."""
+        routes = self.routes(step)
+        nbytes = np.asarray(step.count, dtype=np.float64) * itemsize
+        post = clock[step.src]
+        out = _fluid(post, nbytes, routes)
+        arrive = out + routes.latency
+        reduce_time = nbytes / self.topology.reduce_bandwidth
+        done = arrive + np.where(step.reduce, reduce_time, 0.0)
+        return post, out, arrive, done
+
+    @staticmethod
+    def _finish(clock, step, arrive, done):
+        new = clock.copy()
+        np.maximum.at(new, step.src, arrive)
+        np.maximum.at(new, step.dst, done)
+        return new
+
+    def run(self, schedule: Schedule, itemsize: int, entry: np.ndarray, record: bool = False):
+        clock = np.asarray(entry, dtype=np.float64).copy()
+        if record and schedule.compact:
+            raise ValueError("stepwise timing: per-transfer records of a compact (repeated-step) schedule "
+                             "would be one per repetition; record a smaller case")
+        records = []
+        for index, step in enumerate(schedule.steps):
+            if not len(step):
+                continue
+            post, out, arrive, done = self._once(step, clock, itemsize)
+            new = self._finish(clock, step, arrive, done)
+            if record:
+                records.append(np.column_stack([np.full(len(step), index), step.src, step.dst,
+                                                np.asarray(step.count, np.float64) * itemsize,
+                                                post, out, arrive, done]))
+            if step.repeat > 1:
+                new = self._repeat(step, clock, new, itemsize)
+            clock = new
+        transfers = np.concatenate(records) if record and records else (np.zeros((0, 8)) if record else None)
+        return clock, transfers
+
+    def _repeat(self, step: Step, before: np.ndarray, after_first: np.ndarray, itemsize: int) -> np.ndarray:
+        """Clocks after ``step.repeat`` runs in lockstep (see the module docstring)."""
+        mark = np.zeros(len(before), dtype=bool)
+        mark[step.src] = True
+        mark[step.dst] = True
+        ranks = np.flatnonzero(mark)
+        end, start = after_first[ranks], before[ranks]
+        if (start == start[0]).all():  # the first run was already from a common start
+            duration = end.max() - start[0]
+            end = np.full(len(ranks), end.max())
+        else:
+            common = np.zeros_like(before)  # one run from a common start at 0
+            _, _, arrive, done = self._once(step, common, itemsize)
+            duration = self._finish(common, step, arrive, done)[ranks].max()
+            end = np.full(len(ranks), end.max())
+        out = after_first.copy()
+        out[ranks] = end + (step.repeat - 1) * duration
+        return out
+
+
+STEPWISE_RANKS = 1024
+STEPWISE_TRANSFERS = 1 << 18
+
+
+def use_stepwise(schedule: Schedule) -> bool:
+    """The timing mode is a function of the schedule alone: compact schedules, more than
+    ``STEPWISE_RANKS`` ranks or ``STEPWISE_TRANSFERS`` transfers go step by step."""
+    return schedule.compact or schedule.nranks > STEPWISE_RANKS or schedule.num_transfers > STEPWISE_TRANSFERS

@@ -1,0 +1,228 @@
+"""This rank's modeled time under torch.distributed: one clock across all hccl_sim process groups,
+compute between collectives, and a report per collective kind and per training step.
+
+Compute is modeled from what the host did between two calls into the backend: its wall time times a
+factor (``host``), the FLOPs torch counted times 1/rate (``flops``; counted inside ``step()`` only), or
+nothing (``none``). The backend's own wall time is never counted as compute. Communication is not
+overlapped with compute: an async collective advances the clock when it is issued.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ComputeModel:
+    """How host activity between collectives becomes modeled compute time."""
+    mode: str = "host"  # host | flops | none
+    factor: float = 1.0  # host: modeled seconds per host second
+    flop_rate: float = 1e12  # flops: FLOP/s of the modeled device
+
+    def __post_init__(self):
+        if self.mode not in ("host", "flops", "none"):
+            raise ValueError(f"compute mode: {self.mode!r} is not host, flops or none")
+        if not self.factor >= 0:
+            raise ValueError(f"compute factor: must be >= 0, got {self.factor!r}")
+        if not self.flop_rate > 0:
+            raise ValueError(f"compute flop_rate: must be > 0 FLOP/s, got {self.flop_rate!r}")
+
+    @classmethod
+    def parse(cls, spec: str | None) -> "ComputeModel":
+        """``host``, ``host:0.5``, ``flops:2e14``, ``none`` (the HCCL_SIM_COMPUTE variable)."""
+        if not spec:
+            return cls()
+        mode, _, value = spec.partition(":")
+        try:
+            if mode == "host":
+                return cls("host", float(value) if value else 1.0)
+            if mode == "flops":
+                return cls("flops", flop_rate=float(value) if value else 1e12)
+        except ValueError as exc:
+            raise ValueError(f"HCCL_SIM_COMPUTE: {spec!r} needs a number after the colon") from exc
+        return cls(mode)  # validated in __post_init__
+
+
+@dataclass
+class KindTotals:
+    calls: int = 0
+    time: float = 0.0  # this rank's modeled seconds inside the calls (waiting for late ranks included)
+    nbytes: int = 0
+
+    def add(self, seconds: float, nbytes: int) -> None:
+        self.calls += 1
+        self.time += seconds
+        self.nbytes += nbytes
+
+
+@dataclass
+class StepReport:
+    index: int
+    name: str
+    start: float  # modeled clock at the start of the step
+    end: float
+    compute: float = 0.0
+    comm: float = 0.0
+    kinds: dict[str, KindTotals] = field(default_factory=dict)
+
+    @property
+    def time(self) -> float:
+        return self.end - self.start
+
+    @property
+    def comm_share(self) -> float:
+        return self.comm / self.time if self.time > 0 else 0.0
+
+
+class Timeline:
+    """The modeled clock of this process and what it was spent on."""
+
+    def __init__(self, rank: int = 0, compute: ComputeModel | None = None):
+        self.rank = rank
+        self.compute_model = compute or ComputeModel.parse(os.environ.get("HCCL_SIM_COMPUTE"))
+        self.clock = 0.0
+        self.compute = 0.0
+        self.comm = 0.0
+        self.kinds: dict[str, KindTotals] = {}
+        self.steps: list[StepReport] = []
+        self._step: StepReport | None = None
+        self._flops = None  # a FlopCounterMode while a step counts FLOPs
+        self._flops_seen = 0
+        self._host_mark = time.perf_counter()
+
+    # ---- the backend calls these around every operation ---------------------------------------
+    def enter(self) -> float:
+        """Account the compute since the last call; returns the clock the operation starts from."""
+        self._account_compute()
+        return self.clock
+
+    def leave(self, kind: str, start: float, end: float, nbytes: int) -> None:
+        """An operation of ``kind`` took this rank's clock from ``start`` to ``end``."""
+        seconds = max(end - start, 0.0)
+        self.clock = max(self.clock, end)
+        self.comm += seconds
+        self.kinds.setdefault(kind, KindTotals()).add(seconds, nbytes)
+        if self._step is not None:
+            self._step.comm += seconds
+            self._step.kinds.setdefault(kind, KindTotals()).add(seconds, nbytes)
+        self._host_mark = time.perf_counter()
+
+    def advance(self, seconds: float) -> float:
+        """Explicit modeled compute (on top of what the compute model counts)."""
+        if not seconds >= 0:
+            raise ValueError(f"advance: seconds must be >= 0, got {seconds!r}")
+        self._add_compute(float(seconds))
+        return self.clock
+
+    def _account_compute(self) -> None:
+        now = time.perf_counter()
+        model = self.compute_model
+        if model.mode == "host":
+            self._add_compute((now - self._host_mark) * model.factor)
+        elif model.mode == "flops" and self._flops is not None:
+            total = self._flops.get_total_flops()
+            self._add_compute((total - self._flops_seen) / model.flop_rate)
+            self._flops_seen = total
+        self._host_mark = now
+
+    def _add_compute(self, seconds: float) -> None:
+        self.clock += seconds
+        self.compute += seconds
+        if self._step is not None:
+            self._step.compute += seconds
+
+    # ---- steps --------------------------------------------------------------------------------
+    @contextmanager
+    def step(self, name: str | None = None):
+        """Everything inside is one training step of the report."""
+        if self._step is not None:
+            raise RuntimeError("hccl_sim.torch.step: steps do not nest")
+        self._host_mark = time.perf_counter()  # time between steps (data loading, logging) is not compute
+        index = len(self.steps)
+        self._step = StepReport(index, name or f"step{index}", self.clock, self.clock)
+        counter = None
+        if self.compute_model.mode == "flops":
+            from torch.utils.flop_counter import FlopCounterMode
+            counter = FlopCounterMode(display=False)
+            counter.__enter__()
+            self._flops, self._flops_seen = counter, 0
+        try:
+            yield self._step
+        finally:
+            self._account_compute()
+            if counter is not None:
+                counter.__exit__(None, None, None)
+                self._flops = None
+            self._step.end = self.clock
+            self.steps.append(self._step)
+            self._step = None
+
+    # ---- report -------------------------------------------------------------------------------
+    def report(self) -> dict:
+        steps = [dict(index=s.index, name=s.name, start=s.start, end=s.end, time=s.time, compute=s.compute,
+                      comm=s.comm, comm_share=s.comm_share, kinds={k: asdict(v) for k, v in s.kinds.items()})
+                 for s in self.steps]
+        return dict(rank=self.rank, clock=self.clock, compute=self.compute, comm=self.comm,
+                    compute_model=asdict(self.compute_model),
+                    kinds={k: asdict(v) for k, v in sorted(self.kinds.items())}, steps=steps)
+
+    def summary(self) -> str:
+        """A short human-readable report of this rank (times in microseconds)."""
+        us = 1e6
+        lines = [f"[hccl_sim rank {self.rank}] modeled clock {self.clock * us:.1f} us: compute "
+                 f"{self.compute * us:.1f} us, communication {self.comm * us:.1f} us "
+                 f"(compute model: {self.compute_model.mode})"]
+        lines.append(f"[hccl_sim rank {self.rank}]   {'collective':<18}{'calls':>7}{'time_us':>14}{'bytes':>14}")
+        for kind, t in sorted(self.kinds.items()):
+            lines.append(f"[hccl_sim rank {self.rank}]   {kind:<18}{t.calls:>7}{t.time * us:>14.1f}{t.nbytes:>14}")
+        if self.steps:
+            times = [s.time for s in self.steps]
+            comm = sum(s.comm for s in self.steps)
+            lines.append(f"[hccl_sim rank {self.rank}]   {len(self.steps)} steps: mean step "
+                         f"{sum(times) / len(times) * us:.1f} us (min {min(times) * us:.1f}, max "
+                         f"{max(times) * us:.1f}), communication share {comm / max(sum(times), 1e-300):.1%}")
+        return "\n".join(lines)
+
+    def emit(self, where: str) -> None:
+        """``where``: "1"/"print" writes the summary to stdout; anything else is a JSON file path,
+        ``{rank}`` in it replaced by the rank."""
+        if where.lower() in ("1", "true", "yes", "print", "stdout"):
+            sys.stdout.write(self.summary() + "\n")
+            sys.stdout.flush()
+        else:
+            with open(where.replace("{rank}", str(self.rank)), "w") as f:
+                json.dump(self.report(), f, indent=1)
+
+
+_timeline: Timeline | None = None
+_report_at_exit: str | None = None
+
+
+def timeline() -> Timeline:
+    """The process's Timeline (made on first use)."""
+    global _timeline
+    if _timeline is None:
+        _timeline = Timeline()
+    return _timeline
+
+
+def set_rank(rank: int) -> None:
+    timeline().rank = rank
+
+
+def report_at_exit(where: str | None = "1") -> None:
+    """Print (or write) this rank's summary when the process exits; None turns it off."""
+    global _report_at_exit
+    if _report_at_exit is None and where:
+        atexit.register(_emit_at_exit)
+    _report_at_exit = where
+
+
+def _emit_at_exit() -> None:
+    if _report_at_exit and _timeline is not None:
+        _timeline.emit(_report_at_exit)

@@ -1,0 +1,200 @@
+"""Every collective x algorithm x dtype x op on real tensors under mpirun, on every rank, against a torch
+reference (tests/test_collectives.py checks the same schedules in-process for 1..16 ranks)."""
+import pytest
+import torch
+
+from hccl_sim import CollectiveError, Communicator
+from hccl_sim.algorithms import BUILDERS
+from hccl_sim.collectives import SPECS, expected_output
+from conftest import DTYPES, inputs_for
+
+pytestmark = pytest.mark.mpi
+
+FLOAT_OPS = ["sum", "prod", "max", "min", "avg"]
+INT_OPS = ["sum", "prod", "max", "min"]
+
+
+def _call(comm, coll, algo, dtype, op, blk, root, seed):
+    """Run one collective on this rank; (expected, actual) outputs, or None where undefined."""
+    p, r = comm.size, comm.rank
+    counts = [(i * 3 + blk) % 5 for i in range(p)]  # uneven, zeros included
+    matrix = [[(i + 2 * j + blk) % 4 for j in range(p)] for i in range(p)]
+    if coll in ("allreduce", "broadcast", "reduce"):
+        xs = inputs_for(p, blk * p + 1, dtype, op, seed)
+    elif coll in ("allgather", "gather"):
+        xs = inputs_for(p, blk, dtype, op, seed)
+    elif coll == "allgatherv":
+        xs = [x[:c] for x, c in zip(inputs_for(p, 5, dtype, op, seed), counts)]
+    elif coll == "reduce_scatterv":
+        xs = inputs_for(p, sum(counts), dtype, op, seed)
+    elif coll == "alltoallv":
+        xs = [x[:sum(row)] for x, row in zip(inputs_for(p, 4 * p, dtype, op, seed), matrix)]
+    elif coll == "barrier":
+        xs = [torch.empty(0, dtype=dtype)] * p
+    else:  # reduce_scatter, scatter, alltoall: p blocks in
+        xs = inputs_for(p, blk * p, dtype, op, seed)
+    x = xs[r].clone()
+    empty = lambda n: torch.full((n,), 99, dtype=dtype)  # noqa: E731
+    if coll == "allreduce":
+        out = x
+        comm.allreduce(out, op=op, algo=algo)
+    elif coll == "broadcast":
+        out = x
+        comm.broadcast(out, root=root, algo=algo)
+    elif coll == "reduce":
+        out = x
+        comm.reduce(out, root=root, op=op, algo=algo)
+    elif coll == "allgather":
+        out = empty(blk * p)
+        comm.allgather(out, x, algo=algo)
+    elif coll == "allgatherv":
+        out = empty(sum(counts))
+        comm.allgatherv(out, x, counts, algo=algo)
+    elif coll == "reduce_scatter":
+        out = empty(blk)
+        comm.reduce_scatter(out, x, op=op, algo=algo)
+    elif coll == "reduce_scatterv":
+        out = empty(counts[r])
+        comm.reduce_scatterv(out, x, counts, op=op, algo=algo)
+    elif coll == "scatter":
+        out = empty(blk)
+        comm.scatter(out, x if r == root else None, root=root, algo=algo)
+    elif coll == "gather":
+        out = empty(blk * p) if r == root else None
+        comm.gather(out, x, root=root, algo=algo)
+    elif coll == "alltoall":
+        out = empty(blk * p)
+        comm.alltoall(out, x, algo=algo)
+    elif coll == "alltoallv":
+        out = empty(sum(row[r] for row in matrix))
+        comm.alltoallv(out, x, matrix[r], [matrix[i][r] for i in range(p)], algo=algo)
+    else:
+        comm.barrier(algo=algo)
+        out = None
+    input_kept = coll in ("allreduce", "broadcast", "reduce") or torch.equal(x, xs[r])
+    v_counts = counts if coll in ("allgatherv", "reduce_scatterv") else None
+    v_matrix = matrix if coll == "alltoallv" else None
+    return expected_output(coll, r, xs, op, root, v_counts, v_matrix), out, input_kept
+
+
+def _same(expected, out, op):
+    if expected is None:
+        return True
+    if op == "avg":
+        return torch.allclose(out.double(), expected.double(), rtol=1e-2, atol=1e-2)
+    return torch.equal(out, expected)
+
+
+def test_every_collective_and_algorithm(world):
+    """Each collective x algorithm, every root, sizes 0 / 1 / uneven, dtypes and ops in rotation."""
+    comm = Communicator(world)
+    failures, case = [], 0
+    for coll, table in BUILDERS.items():
+        roots = range(world.size) if SPECS[coll].rooted else [0]
+        for algo in [a for a in table if a != "hier"] + ["auto"]:
+            for root in roots:
+                for blk in (0, 1, 3):
+                    dtype = DTYPES[case % len(DTYPES)]
+                    ops = FLOAT_OPS if dtype.is_floating_point else INT_OPS
+                    op = ops[case % len(ops)] if SPECS[coll].reduces else "sum"
+                    case += 1
+                    expected, out, kept = _call(comm, coll, algo, dtype, op, blk, root, case)
+                    if not (_same(expected, out, op) and kept):
+                        failures.append((coll, algo, str(dtype), op, root, blk))
+    assert not failures, failures[:10]
+
+
+def test_every_dtype_and_op_on_reducing_collectives(world):
+    comm = Communicator(world)
+    failures = []
+    for dtype in DTYPES:
+        for op in (FLOAT_OPS if dtype.is_floating_point else INT_OPS):
+            for coll in ("allreduce", "reduce", "reduce_scatter", "reduce_scatterv"):
+                for algo in ("ring", "tree", "rhd", "nb", "mesh"):
+                    if algo not in BUILDERS[coll]:
+                        continue
+                    expected, out, kept = _call(comm, coll, algo, dtype, op, 7, world.size - 1, 3)
+                    if not (_same(expected, out, op) and kept):
+                        failures.append((coll, algo, str(dtype), op))
+    assert not failures, failures[:10]
+
+
+def test_hierarchical_algorithms(world):
+    per = next((k for k in range(2, world.size) if world.size % k == 0), None)
+    if per is None:
+        pytest.skip(f"{world.size} ranks cannot form two or more equal servers of 2 or more")
+    comm = Communicator(world, topology=f"two-level:server={per}")
+    failures = []
+    for coll in ("allreduce", "allgather", "allgatherv", "reduce_scatter", "reduce_scatterv", "broadcast"):
+        for root in (range(world.size) if coll == "broadcast" else [0]):
+            for algo in ("hier", "hier:ring/rhd", "hier:mesh/nb", "level0:NA;level1:H-D_R"):
+                if coll == "broadcast" and algo == "hier:mesh/nb":
+                    algo = "hier:mesh/pipeline"
+                expected, out, kept = _call(comm, coll, algo, torch.int32, "sum", 5, root, 1)
+                if not (_same(expected, out, "sum") and kept):
+                    failures.append((coll, algo, root))
+    assert not failures, failures
+
+
+def test_modeled_times_equal_predictions(world):
+    import hccl_sim
+    comm = Communicator(world, topology="two-level:server=2")
+    got = []
+    for coll, algo, root in (("broadcast", "pipeline", world.size - 1), ("allgather", "nb", 0),
+                             ("alltoall", "pairwise", 0), ("reduce", "tree", world.size // 2)):
+        comm.sync_clocks()
+        blk = 1000
+        _, _, _ = _call(comm, coll, algo, torch.float32, "sum", blk, root, 0)
+        count = comm.last.count
+        predicted = hccl_sim.predict(coll, count, world.size, topology="two-level:server=2", algo=algo, root=root)
+        got.append((coll, comm.last.time, predicted.time))
+    assert all(a == b for _, a, b in got), got
+
+
+def test_send_recv_with_skewed_clocks(world):
+    """The receiver's clock becomes max(own clock, sender's clock + route latency + bytes / bandwidth)."""
+    if world.size < 2:
+        pytest.skip("needs two ranks")
+    comm = Communicator(world, topology="flat:bw=100GB/s,lat=0.5us")
+    n, transfer = 1000, 2 * 0.5e-6 + 4000 / 100e9
+    results = []
+    for sender_clock, receiver_clock in ((5e-3, 1e-3), (1e-3, 5e-3)):
+        comm.clock = {0: sender_clock, 1: receiver_clock}.get(world.rank, 0.0)
+        t = torch.arange(n, dtype=torch.float32) if world.rank == 0 else torch.zeros(n)
+        if world.rank == 0:
+            comm.send(t, 1, tag=3)
+        elif world.rank == 1:
+            comm.recv(t, 0, tag=3)
+            results.append((comm.clock, max(receiver_clock, sender_clock + transfer),
+                            torch.equal(t, torch.arange(n, dtype=torch.float32))))
+        world.Barrier()
+    # batched: every rank sends to the next and receives from the previous, all posted then waited
+    p, r = world.size, world.rank
+    comm.clock = 1e-3 * r
+    out, got = torch.full((8,), float(r)), torch.zeros(8)
+    comm.batch_send_recv([("send", out, (r + 1) % p), ("recv", got, (r - 1) % p)])
+    prev = (r - 1) % p
+    assert torch.equal(got, torch.full((8,), float(prev)))
+    hop = 2 * 0.5e-6 + 32 / 100e9  # the sender's clock also moves on to its message's arrival
+    assert comm.clock == pytest.approx(max(1e-3 * r, 1e-3 * prev) + hop, rel=1e-12)
+    for clock, expected, data_ok in results:
+        assert data_ok
+        assert clock == pytest.approx(expected, rel=1e-12)
+
+
+def test_bad_input_is_named_on_every_rank(world):
+    comm = Communicator(world)
+    errors = []
+    for call in (lambda: comm.broadcast(torch.ones(4), root=world.size),
+                 lambda: comm.allgather(torch.ones(3), torch.ones(1)),
+                 lambda: comm.allgatherv(torch.ones(world.size), torch.ones(1), [1] * world.size if world.rank
+                                         else [2] + [1] * (world.size - 1))):
+        try:
+            call()
+            errors.append(None)
+        except (CollectiveError, ValueError) as exc:
+            errors.append(str(exc))
+    assert errors[0] and "root" in errors[0]
+    if world.size != 3:
+        assert errors[1] and "output" in errors[1]
+    assert errors[2] and ("counts" in errors[2] or "input" in errors[2])

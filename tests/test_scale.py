@@ -1,0 +1,203 @@
+"""Prediction at scale: the stepwise engine and compact schedules against the exact engine and closed forms."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import hccl_sim
+from hccl_sim.algorithms import Context, Schedule, StepBuilder, build_schedule
+from hccl_sim.algorithms.compact import ring_pass
+from hccl_sim.algorithms.schedule import merge_parallel
+from hccl_sim.executors.local import run_local
+from hccl_sim.executors.model import COMPACT_RANKS, NetworkModel, server_groups
+from hccl_sim.timing import TimingModel
+from hccl_sim.timing.stepwise import StepwiseSimulator, use_stepwise
+from hccl_sim.topology import Level, Topology, load_topology
+
+BW, LAT, G_BW = 100e9, 0.5e-6, 400e9
+A, B, G = 2 * LAT, 1 / BW, 1 / G_BW  # flat: a route is two links
+
+
+def flat(p, reduce=True):
+    return load_topology(f"flat:bw={BW},lat={LAT}s" + (f",reduce_bw={G_BW}" if reduce else ""), p)
+
+
+def two_level(p, m, reduce=False):
+    spec = f"two-level:server={m},intra_bw=400GB/s,intra_lat=0.5us,inter_bw=200GB/s,inter_lat=2us"
+    return load_topology(spec + (",reduce_bw=400GB/s" if reduce else ""), p)
+
+
+def mesh_pod(top=2):
+    """Board mesh of 4, rack mesh of 2 boards, pod switch of 4 racks, oversubscribed top switch."""
+    return Topology("mesh-pod", (Level("board", 4, "mesh", 400e9, 0.2e-6), Level("rack", 2, "mesh", 300e9, 0.3e-6),
+                                 Level("pod", 4, "switch", 200e9, 1e-6), Level("top", top, "switch", 100e9, 2e-6, 2.0)))
+
+
+def stepwise_time(topo, schedule, itemsize=4):
+    exits, _ = StepwiseSimulator(topo, np.arange(schedule.nranks)).run(schedule, itemsize, np.zeros(schedule.nranks))
+    return exits.max()
+
+
+def exact_time(topo, schedule, itemsize=4):
+    return TimingModel(topo, np.arange(schedule.nranks)).run(schedule, itemsize).time
+
+
+# ---- the stepwise engine equals the exact one on lockstep schedules ---------------------------------------
+LOCKSTEP = [(flat(16), 16), (flat(64), 64), (two_level(16, 4), 16), (two_level(64, 8), 64),
+            (two_level(32, 4, reduce=True), 32), (mesh_pod(), 64)]
+CASES = [("allreduce", "ring"), ("allreduce", "rhd"), ("allreduce", "hier:ring/rhd"), ("allreduce", "hier"),
+         ("allgather", "ring"), ("allgather", "rhd"), ("reduce_scatter", "ring"), ("reduce_scatter", "rhd")]
+
+
+@pytest.mark.parametrize("topo,p", LOCKSTEP, ids=lambda x: getattr(x, "name", x))
+@pytest.mark.parametrize("collective,algo", CASES)
+def test_stepwise_equals_exact_engine_on_lockstep_cases(topo, p, collective, algo):
+    groups = server_groups(topo, np.arange(p))
+    if algo.startswith("hier") and len(groups) < 2:
+        pytest.skip("one server")
+    if (topo.reduce_bandwidth != math.inf and algo == "ring" and len(groups) > 1
+            and collective != "allgather"):
+        pytest.skip("compact ring across servers with reduce costs is the lockstep upper bound (stepwise.py)")
+    count = p * 4096
+    full = build_schedule(collective, algo, Context(p, groups), count)
+    compact = build_schedule(collective, algo, Context(p, groups, compact=True), count)
+    exact = exact_time(topo, full)
+    assert stepwise_time(topo, full) == pytest.approx(exact, rel=1e-12)
+    assert stepwise_time(topo, compact) == pytest.approx(exact, rel=1e-12)
+
+
+def test_compact_ring_is_exact_across_servers_without_reduce_cost_and_an_upper_bound_with_it():
+    topo, p = two_level(32, 4, reduce=True), 32
+    groups = server_groups(topo, np.arange(p))
+    full = build_schedule("allreduce", "ring", Context(p, groups), p * 4096)
+    compact = build_schedule("allreduce", "ring", Context(p, groups, compact=True), p * 4096)
+    exact, approx = exact_time(topo, full), stepwise_time(topo, compact)
+    assert exact < approx < exact * 1.05
+
+
+def test_stepwise_flows_start_at_their_senders_clock():
+    # rank 1 enters 1 ms late: its transfer to rank 2 starts then; rank 0's starts at 0
+    topo = flat(3, reduce=False)
+    sched = Schedule("custom", "custom", 3, 1000)
+    sched.append(StepBuilder().add(0, 2, 0, 0, 250_000).add(1, 2, 0, 0, 250_000))
+    exits, _ = StepwiseSimulator(topo, np.arange(3)).run(sched, 4, np.array([0.0, 1e-3, 0.0]))
+    assert exits[2] == pytest.approx(1e-3 + A + 1e6 * B, rel=1e-12)  # no overlap: each had the link alone
+    assert exits[0] == pytest.approx(A + 1e6 * B, rel=1e-12)
+
+
+# ---- closed forms at scale (through hccl_sim.predict) -------------------------------------------------------
+def test_ring_allreduce_at_8192_matches_closed_form():
+    p = 8192
+    count = p * 100
+    n = 4 * count
+    expected = 2 * (p - 1) * A + 2 * (p - 1) / p * n * B + (p - 1) / p * n * G
+    assert hccl_sim.predict("allreduce", count, p, topology=flat(p), algo="ring").time == pytest.approx(expected, rel=1e-9)
+
+
+def test_rhd_allreduce_at_a_million_ranks_matches_closed_form():
+    p = 1 << 20
+    count = p * 16
+    n = 4 * count
+    expected = 2 * math.log2(p) * A + 2 * (p - 1) / p * n * B + (p - 1) / p * n * G
+    assert hccl_sim.predict("allreduce", count, p, topology=flat(p), algo="rhd").time == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize("reduce", [False, True])
+def test_hierarchical_allreduce_at_8192_is_the_sum_of_its_phases(reduce):
+    p, m = 8192, 8
+    servers = p // m
+    topo = two_level(p, m, reduce)
+    count = p * 64
+    n = 4 * count
+    g = 1 / 400e9 if reduce else 0.0
+    a0, b0 = 2 * 0.5e-6, 1 / 400e9  # inside a server: NPU up and down
+    a1 = 2 * 0.5e-6 + 2 * 2e-6  # across: also the server's uplink and the other's downlink
+    b1 = 1 / min(400e9, 200e9 / m)  # the m ranks of a server share its uplink
+    shard = n / m
+    intra = (m - 1) * (a0 + shard * b0)
+    inter = 2 * (servers - 1) * (a1 + shard / servers * b1)
+    reduces = (m - 1) * shard * g + (servers - 1) * shard / servers * g
+    expected = intra + inter + intra + reduces
+    time = hccl_sim.predict("allreduce", count, p, topology=topo, algo="hier:ring/ring").time
+    assert time == pytest.approx(expected, rel=1e-9)
+
+
+def test_alltoall_at_8192_on_two_levels_matches_closed_form():
+    p, m = 8192, 8
+    topo = two_level(p, m)
+    count = p * 250  # elements each rank sends, 250 to every rank
+    block = 4 * 250
+    a0, b0 = 2 * 0.5e-6, 1 / 400e9
+    a1, b1 = 2 * 0.5e-6 + 2 * 2e-6, 1 / min(400e9, 200e9 / m)
+    expected = (m - 1) * (a0 + block * b0) + (p - m) * (a1 + block * b1)
+    time = hccl_sim.predict("alltoall", count, p, topology=topo, algo="pairwise").time
+    assert time == pytest.approx(expected, rel=1e-9)
+
+
+def _digit_order_pairwise(p, count, radices):
+    """The full pairwise schedule in digit order, written out step by step (what compact.py classifies)."""
+    strides = np.concatenate([[1], np.cumprod(radices)[:-1]])
+    coords = lambda x: [(x // s) % r for s, r in zip(strides, radices)]
+    sched = Schedule("alltoall", "pairwise", p, count)
+    for k in range(1, p):
+        step = StepBuilder()
+        for i in range(p):
+            j = sum(((ci + ck) % r) * s for ci, ck, r, s in zip(coords(i), coords(k), radices, strides))
+            step.add(i, int(j), 0, 0, count // p)
+        sched.append(step)
+    return sched
+
+
+@pytest.mark.parametrize("p", [32, 64])
+def test_compact_alltoall_classes_equal_the_full_digit_order_schedule(p):
+    topo = mesh_pod()
+    model = NetworkModel(p, topo)
+    radices = (4, 2, 4, 2)[: {32: 3, 64: 4}[p]]
+    ctx = Context(p, model.context.groups, compact=True, radices=radices, mesh_levels=2)
+    compact = build_schedule("alltoall", "pairwise", ctx, p * 1000)
+    assert sum(s.repeat for s in compact.steps) == p - 1
+    assert len(compact.steps) < 8  # three mesh classes and one per switch level
+    full = _digit_order_pairwise(p, p * 1000, radices)
+    assert stepwise_time(topo, compact) == pytest.approx(exact_time(topo, full), rel=1e-12)
+
+
+# ---- the mode is a function of the case; compact schedules stay out of data executors ------------------------
+def test_small_cases_use_the_exact_engine_and_large_ones_compact_stepwise():
+    small = NetworkModel(64, two_level(64, 8))
+    assert not small.context.compact
+    assert not use_stepwise(small.schedule("allreduce", "ring", 1 << 20))
+    large = NetworkModel(COMPACT_RANKS + 8, two_level(COMPACT_RANKS + 8, 8))
+    assert large.context.compact and large.context.radices == (8, (COMPACT_RANKS + 8) // 8)
+    sched = large.schedule("allreduce", "ring", 1 << 20)
+    assert use_stepwise(sched) and sched.timing_only
+    assert [s.repeat for s in sched.steps] == [COMPACT_RANKS + 7] * 2
+    assert sched.num_transfers == 2 * (COMPACT_RANKS + 8) * (COMPACT_RANKS + 7)
+
+
+def test_data_executors_refuse_compact_schedules():
+    sched = build_schedule("allreduce", "ring", Context(4, ((0, 1, 2, 3),), compact=True), 8)
+    buffers = [{0: torch.ones(8)} for _ in range(4)]
+    with pytest.raises(ValueError, match="timing-only"):
+        run_local(sched, buffers)
+
+
+def test_merge_parallel_keeps_equal_repeats_and_expands_different_ones():
+    a = ring_pass(np.array([0, 1, 2]), 30, True)  # one step x2
+    b = ring_pass(np.array([3, 4, 5]), 30, True)
+    c = ring_pass(np.array([6, 7, 8, 9]), 40, True)  # one step x3
+    assert [s.repeat for s in merge_parallel([a, b])] == [2]
+    merged = merge_parallel([a, c])
+    assert [s.repeat for s in merged] == [1, 1, 1] and [len(s) for s in merged] == [7, 7, 4]
+
+
+def test_predict_cli_at_8192(capsys):
+    from hccl_sim.cli import main
+    assert main(["predict", "allreduce", "--size", "64M", "--ranks", "8192", "--algo", "ring", "--format", "json"]) == 0
+    assert '"ranks": 8192' in capsys.readouterr().out
+
+
+def test_algorithms_without_compact_schedules_are_refused_at_scale_and_auto_picks_among_compact_ones():
+    with pytest.raises(ValueError, match="no compact schedule"):
+        hccl_sim.predict("allreduce", 1 << 20, 1 << 17, topology=flat(1 << 17), algo="tree")
+    assert hccl_sim.predict("allreduce", 1 << 20, 1 << 17, topology=flat(1 << 17), algo="auto").algo in ("ring", "rhd")
