@@ -22,34 +22,9 @@ import numpy as np
 
 from ..algorithms.schedule import Schedule
 from ..topology import Topology
+from .fairshare import _REL_TOL, max_min_rates
 from .stepwise import StepwiseSimulator, use_stepwise
 
-_REL_TOL = 1e-12  # flows whose finish times differ by less than this (relative) finish together
-
-
-def max_min_rates(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """Max-min fair rate of each flow (rows of link ids padded with -1) by progressive filling."""
-    nflows = len(routes)
-    valid = routes >= 0
-    flows = np.nonzero(valid)[0]
-    links, inv = np.unique(routes[valid], return_inverse=True)
-    cap = capacity[links].astype(np.float64)
-    rate = np.zeros(nflows)
-    frozen = np.zeros(nflows, dtype=bool)
-    while True:
-        live = ~frozen[flows]
-        users = np.bincount(inv[live], minlength=len(links))
-        if not users.any():
-            return rate
-        share = np.full(len(links), math.inf)
-        np.divide(cap, users, out=share, where=users > 0)
-        fair = share.min()
-        bottleneck = share <= fair * (1 + _REL_TOL)
-        hit = np.zeros(nflows, dtype=bool)
-        hit[flows[live & bottleneck[inv]]] = True
-        rate[hit] = fair
-        frozen |= hit
-        cap = np.maximum(cap - fair * np.bincount(inv[hit[flows]], minlength=len(links)), 0.0)
 
 
 @dataclass

@@ -28,28 +28,8 @@ import numpy as np
 
 from ..algorithms.schedule import Schedule, Step
 from ..topology import Topology
+from .fairshare import _REL_TOL, progressive_filling
 
-_REL_TOL = 1e-12  # as in the exact engine: finish times this close (relative) count as one
-
-
-def _max_min(link: np.ndarray, flow: np.ndarray, nflows: int, capacity: np.ndarray) -> np.ndarray:
-    """Max-min fair rates by progressive filling. Routes come as (link, flow) entries, one per hop,
-    so a round is a few bincounts over the hops of the flows still unfrozen, whatever their lengths."""
-    nlinks = len(capacity)
-    cap = capacity.copy()
-    rate = np.zeros(nflows)
-    while len(link):
-        users = np.bincount(link, minlength=nlinks)
-        share = np.full(nlinks, math.inf)
-        np.divide(cap, users, out=share, where=users > 0)
-        fair = share.min()
-        hit = np.zeros(nflows, dtype=bool)
-        hit[flow[share[link] <= fair * (1 + _REL_TOL)]] = True  # flows crossing a bottleneck link
-        rate[hit] = fair
-        frozen = hit[flow]
-        cap = np.maximum(cap - fair * np.bincount(link[frozen], minlength=nlinks), 0.0)
-        link, flow = link[~frozen], flow[~frozen]
-    return rate
 
 
 class _StepRoutes:
@@ -79,12 +59,12 @@ class _StepRoutes:
     def rates(self, active: np.ndarray) -> np.ndarray:
         """Max-min rates of the flows ``active`` (indices), in that order."""
         if len(active) == self.nflows:
-            return _max_min(self.link, self.flow, self.nflows, self.capacity)[active]
+            return progressive_filling(self.link, self.flow, self.nflows, self.capacity)[active]
         position = np.full(self.nflows, -1, dtype=np.int32)
         position[active] = np.arange(len(active), dtype=np.int32)
         pos = position[self.flow]
         keep = pos >= 0
-        return _max_min(self.link[keep], pos[keep], len(active), self.capacity)
+        return progressive_filling(self.link[keep], pos[keep], len(active), self.capacity)
 
 
 def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.ndarray:
