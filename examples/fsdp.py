@@ -1,10 +1,10 @@
 """FSDP training (FSDP2 ``fully_shard``, or FSDP1 with ``--fsdp1``) of a small MLP over the hccl_sim backend.
 
     mpirun -n 4 python examples/fsdp.py                  # FSDP2: all-gather / reduce-scatter (AVG)
-    mpirun -n 4 python examples/fsdp.py --fsdp1 --check  # FSDP1; compare with one process on the full batch
+    mpirun -n 4 python examples/fsdp.py --fsdp1 --check  # FSDP1; compare with gloo and one process
 
-``--check`` trains the same model in one process on the concatenated batch of all ranks and compares the
-full (unsharded) parameters at the end.
+``--check`` trains the same model with FSDP on a gloo group, and in one process on the concatenated batch of
+all ranks, and compares the full (unsharded) parameters at the end.
 """
 from __future__ import annotations
 
@@ -26,6 +26,23 @@ def train_step(model, optimizer, x, y):
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+def shard(model, fsdp1: bool, group=None):
+    """FSDP1 around the whole model, or FSDP2 on every Linear and the root; on ``group`` (default: world)."""
+    if fsdp1:
+        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+        from torch.distributed.fsdp import ShardingStrategy
+        return FSDP(model, sharding_strategy=ShardingStrategy.FULL_SHARD, use_orig_params=True, process_group=group,
+                    device_id=torch.device("cpu"))  # FSDP1 assumes an accelerator unless told
+    from torch.distributed.device_mesh import DeviceMesh
+    from torch.distributed.fsdp import fully_shard
+    mesh = DeviceMesh.from_group(group, "cpu") if group is not None else None
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    return model
 
 
 def full_parameters(model, fsdp1: bool) -> list[torch.Tensor]:
@@ -52,17 +69,7 @@ def main(argv=None) -> int:
     if args.compute:
         hccl_torch.configure(compute=args.compute)
 
-    model = make_model()
-    if args.fsdp1:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp import ShardingStrategy
-        model = FSDP(model, sharding_strategy=ShardingStrategy.FULL_SHARD, use_orig_params=True)
-    else:
-        from torch.distributed.fsdp import fully_shard
-        for layer in model:
-            if isinstance(layer, torch.nn.Linear):
-                fully_shard(layer)
-        fully_shard(model)
+    model = shard(make_model(), args.fsdp1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for step in range(args.steps):
         x, y = batch(step, rank, args.batch)
@@ -78,9 +85,16 @@ def main(argv=None) -> int:
             xs, ys = zip(*(batch(step, r, args.batch) for r in range(world)))
             train_step(single, single_opt, torch.cat(xs), torch.cat(ys))
         diff = max((p - q.detach()).abs().max().item() for p, q in zip(params, single.parameters()))
-        ok = diff <= args.tolerance
-        print(f"rank {rank}: {'FSDP1' if args.fsdp1 else 'FSDP2'} max |hccl_sim - single process| = {diff:.3g}: "
-              f"{'OK' if ok else 'MISMATCH'}", flush=True)
+        # the same FSDP training on a gloo group
+        gloo = dist.new_group(backend="gloo")
+        reference = shard(make_model(), args.fsdp1, gloo)
+        reference_opt = torch.optim.SGD(reference.parameters(), lr=0.05, momentum=0.9)
+        for step in range(args.steps):
+            train_step(reference, reference_opt, *batch(step, rank, args.batch))
+        vs_gloo = max((p - q).abs().max().item() for p, q in zip(params, full_parameters(reference, args.fsdp1)))
+        ok = diff <= args.tolerance and vs_gloo <= args.tolerance
+        print(f"rank {rank}: {'FSDP1' if args.fsdp1 else 'FSDP2'} max |hccl_sim - gloo| = {vs_gloo:.3g}, "
+              f"max |hccl_sim - single process| = {diff:.3g}: {'OK' if ok else 'MISMATCH'}", flush=True)
         status = 0 if ok else 1
 
     if rank == 0:

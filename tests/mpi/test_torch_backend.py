@@ -34,12 +34,10 @@ def data(case, rank, n, dtype):
 
 
 def run(fn, group, async_op):
-    """Call ``fn(group, async_op)``; wait on its Work when async (the Work's future must hold a value)."""
+    """Call ``fn(group, async_op)``; wait on its Work, then on its future, when async."""
     work = fn(group, async_op)
     if async_op:
-        assert work is not None
         work.wait()
-        assert work.is_completed() or True  # completing synchronously is allowed; wait() is what counts
         work.get_future().wait()
     return work
 
@@ -64,7 +62,7 @@ def test_all_reduce_and_reduce(groups):
         for op in (R.SUM, R.PRODUCT, R.MIN, R.MAX):
             if dtype in (torch.float16, torch.bfloat16, torch.uint8, torch.int8) and op == R.PRODUCT:
                 continue
-            for n in (0, 1, 13, 1000):
+            for n in ((0, 1, 13, 1000) if dtype == torch.float32 else (13,)):  # sizes: fp32; dtypes: n=13
                 case += 1
                 x = data(case, r, n, dtype if dtype != torch.uint8 else torch.int64).abs().to(dtype)
 
@@ -110,7 +108,7 @@ def test_gathers_scatters_and_alltoall(groups):
     bad = []
     case = 100
     for dtype in DTYPES:
-        for n in (0, 1, 5, 301):
+        for n in ((0, 1, 5, 301) if dtype == torch.float32 else (5,)):
             case += 1
             x = data(case, r, n, dtype)
 

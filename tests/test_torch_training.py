@@ -1,0 +1,54 @@
+"""Training loops on the hccl_sim torch backend end equal to gloo and to one process (the examples' --check)."""
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(ROOT, "examples")
+
+
+def mpirun(nranks, script, *args, env=None, wrapper=None):
+    command = [sys.executable, os.path.join(EXAMPLES, script), *args]
+    if wrapper:
+        command = ["sh", "-c", wrapper + " ".join(command)]
+    proc = subprocess.run(["mpirun", "-n", str(nranks), *command], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})}, cwd=ROOT)
+    return proc, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("nranks", [2, 3, 4])
+def test_ddp_matches_gloo_and_single_process(nranks):
+    proc, out = mpirun(nranks, "ddp.py", "--check", "--steps", "20")
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == nranks, out[-4000:]
+    assert "modeled step" in out and "allreduce" in out  # the modeled-time report
+
+
+@pytest.mark.parametrize("nranks,flags", [(4, []), (2, ["--fsdp1"])])
+def test_fsdp_matches_gloo_and_single_process(nranks, flags):
+    proc, out = mpirun(nranks, "fsdp.py", "--check", "--steps", "20", *flags)
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == nranks, out[-4000:]
+    assert "reduce_scatter" in out and "allgather" in out
+
+
+@pytest.mark.parametrize("flags", [[], ["--torch"]])
+def test_pipeline_matches_single_process(flags):
+    proc, out = mpirun(2, "pipeline.py", "--check", "--steps", "20", *flags)
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == 2 and "send_recv" in out, out[-4000:]
+
+
+def test_torch_launch_variables_and_rank_order():
+    """With MASTER_ADDR/MASTER_PORT/RANK/WORLD_SIZE set (torch ranks the reverse of MPI's) it still trains."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "HCCL_SIM_REPORT": "1"}
+    proc, out = mpirun(2, "ddp.py", "--check", "--steps", "3", env=env, wrapper="RANK=$((1 - PMI_RANK)) exec ")
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == 2, out[-4000:]
+    assert "[hccl_sim rank 1]" in out  # HCCL_SIM_REPORT=1: every rank prints its summary at exit
