@@ -216,16 +216,16 @@ class Communicator:
     def _check(self, collective, output, input, op, root, counts, recv_counts):
         """(error message or "", working element count, dtype) of this rank's arguments."""
         p, r = self.size, self.rank
-        tensors = {"output": output, "input": input}
+        tensors = {"": output} if input is output else {"output: ": output, "input: ": input}
         if collective in ("scatter",) and r != root:
-            tensors.pop("input")
+            tensors.pop("input: ")
         if collective == "gather" and r != root:
-            tensors.pop("output")
+            tensors.pop("output: ")
         if collective == "barrier":
             tensors = {}
         for name, t in tensors.items():
             if not isinstance(t, torch.Tensor):
-                return f"{name}: expected a torch.Tensor, got {type(t).__name__}", -1, None
+                return f"{name}expected a torch.Tensor, got {type(t).__name__}", -1, None
         dtypes = {t.dtype for t in tensors.values()}
         if len(dtypes) > 1:
             return f"output and input have different dtypes ({output.dtype}, {input.dtype})", -1, None

@@ -11,7 +11,6 @@ from . import bruck, mesh, pipeline, rhd, ring, star, tree
 from .ring import segments_of
 from .schedule import chunk_bounds, merge_parallel
 
-INTRA = {"ring": (ring.reduce_scatter, ring.allgather)}
 INTER = {"ring": ring.allreduce, "tree": tree.allreduce, "rhd": rhd.allreduce, "nb": bruck.allreduce,
          "mesh": mesh.allreduce}
 # algorithms over per-position blocks, usable at either level
@@ -40,15 +39,17 @@ def _server_size(groups):
 
 
 def allreduce(groups, count, intra="ring", inter="ring"):
-    reduce_scatter, allgather = _pick(INTRA, intra, "intra-server")
+    reduce_scatter = _pick(REDUCE_SCATTER, intra, "intra-server")
+    allgather = _pick(ALLGATHER, intra, "intra-server")
     inter_allreduce = _pick(INTER, inter, "inter-server")
     m = _server_size(groups)
     bounds = chunk_bounds(count, m)
-    steps = merge_parallel([reduce_scatter(g, count) for g in groups])
+    blocks = segments_of(bounds)
+    steps = merge_parallel([reduce_scatter(list(g), blocks) for g in groups])
     steps += merge_parallel([
         inter_allreduce([g[j] for g in groups], int(bounds[j + 1] - bounds[j]), int(bounds[j])) for j in range(m)
     ])
-    steps += merge_parallel([allgather(g, count) for g in groups])
+    steps += merge_parallel([allgather(list(g), blocks) for g in groups])
     return steps
 
 

@@ -36,7 +36,9 @@ def run(args) -> int:
     rows = []
     for size in sizes:
         count = size // itemsize
-        if spec.blocked or args.collective.startswith("alltoall"):  # nccl-tests: p whole blocks
+        if args.collective == "barrier":
+            count = 0
+        elif spec.blocked or args.collective.startswith("alltoall"):  # nccl-tests: p whole blocks
             count = count // args.ranks * args.ranks
         p = predict(args.collective, count, args.ranks, algo=args.algo, dtype=dtype, model=model,
                     root=args.root if spec.rooted else 0)
