@@ -1,6 +1,6 @@
 """How fast `predict` is at SuperPoD and SuperCluster scale, and how much memory it takes.
 
-    python benchmarks/predict_speed.py [--scales 8192,524288,1048576] [--size 1G] [--json out.json]
+    python benchmarks/predict_speed.py [--scales 8192,524288,1006720] [--size 1G] [--json out.json]
 
 Each case runs in a fresh subprocess: wall time of building the network model and predicting one call
 (imports excluded), and the subprocess's peak resident memory (ru_maxrss, which includes numpy and
@@ -17,7 +17,7 @@ import sys
 CASES = [("allreduce", "ring"), ("allreduce", "rhd"), ("allreduce", "hier:ring/rhd"), ("allreduce", "nhr"),
          ("allgather", "ring"), ("allgather", "rhd"), ("reduce_scatter", "ring"), ("reduce_scatter", "rhd"),
          ("alltoall", "pairwise")]
-PRESETS = {8192: "atlas950-superpod", 524288: "atlas950-supercluster", 1048576: "atlas960-supercluster"}
+PRESETS = {8192: "atlas950-superpod", 524288: "atlas950-supercluster", 1006720: "atlas960-supercluster"}
 TARGETS = [(8192, 1.0), (524288, 10.0), (float("inf"), 30.0)]
 MEMORY_TARGET = 4 << 30
 
@@ -48,7 +48,7 @@ def target_for(nranks):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scales", default="8192,524288,1048576")
+    parser.add_argument("--scales", default="8192,524288,1006720")
     parser.add_argument("--size", default="1G", help="bytes per call (fp32)")
     parser.add_argument("--cases", default=None, help="comma-separated collective/algo, e.g. allreduce/ring")
     parser.add_argument("--json", default=None, help="also write the rows to this file")

@@ -9,9 +9,15 @@ import pytest
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripts", "failing_rank.py")
 
 
-def _orphans():
-    proc = subprocess.run(["pgrep", "-f", SCRIPT], capture_output=True, text=True)
-    return proc.stdout.split()
+def _orphans(grace=5.0):
+    """Processes of the script still alive ``grace`` seconds after mpirun returned (the launcher's
+    kill of the last ranks can land just after it exits)."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = subprocess.run(["pgrep", "-f", SCRIPT], capture_output=True, text=True).stdout.split()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("mode", ["absent", "stop"])

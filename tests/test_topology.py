@@ -9,16 +9,16 @@ from hccl_sim.topology.units import parse_bandwidth, parse_size, parse_time
 def test_flat_routes_are_two_links_through_the_switch():
     topo = load_topology("flat", 4)
     routes = topo.routes([0, 3], [1, 0])
-    assert [topo.link_name(l) for l in routes[0] if l >= 0] == ["switch-up unit0", "switch-down unit1"]
+    assert [topo.link_name(l) for l in routes[0] if l >= 0] == ["switch uplink of unit 0", "switch downlink of unit 1"]
     assert topo.route_latency(routes).tolist() == pytest.approx([1.2e-6, 1.2e-6])
 
 
 def test_two_level_routes_climb_only_as_far_as_needed():
     topo = load_topology("two-level:server=4,servers=2")
     inside, across = topo.routes([0, 0], [1, 5])
-    assert [topo.link_name(l) for l in inside if l >= 0] == ["server-up unit0", "server-down unit1"]
+    assert [topo.link_name(l) for l in inside if l >= 0] == ["server uplink of unit 0", "server downlink of unit 1"]
     assert [topo.link_name(l) for l in across if l >= 0] == [
-        "server-up unit0", "server-down unit5", "top-up unit0", "top-down unit1"]
+        "server uplink of unit 0", "server downlink of unit 5", "top uplink of unit 0", "top downlink of unit 1"]
 
 
 def test_mesh_levels_hop_dimension_by_dimension():
@@ -26,9 +26,9 @@ def test_mesh_levels_hop_dimension_by_dimension():
     topo = Topology("m", (Level("board", 4, "mesh", 50e9, 1e-7), Level("rack", 4, "mesh", 50e9, 1e-7),
                           Level("pod", 2, "switch", 400e9, 1e-6)))
     route = topo.routes([0], [2 + 4 * 3])[0]
-    assert [topo.link_name(l) for l in route if l >= 0] == ["board-mesh npu0->npu2", "rack-mesh npu2->npu14"]
+    assert [topo.link_name(l) for l in route if l >= 0] == ["board mesh link npu0>npu2", "rack mesh link npu2>npu14"]
     across = topo.routes([0], [16])[0]
-    assert [topo.link_name(l) for l in across if l >= 0] == ["pod-up unit0", "pod-down unit1"]
+    assert [topo.link_name(l) for l in across if l >= 0] == ["pod uplink of unit 0", "pod downlink of unit 1"]
     # every directed mesh link exists once: 32 NPUs x 3 peers x 2 mesh levels, plus 2 x 2 pod links
     assert topo.num_links == 32 * 3 * 2 + 4
 

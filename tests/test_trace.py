@@ -79,7 +79,7 @@ def test_shared_uplink_shows_in_the_counters():
     counter shows the uplink full (not double), and the send slices of that step overlap on the server."""
     model = NetworkModel(4, "two-level:server=2")
     trace = chrome_trace(model, "allreduce", "rhd", 1 << 16, 4)
-    ups = [e for e in trace["traceEvents"] if e["ph"] == "C" and e["name"] == "server-up unit0"]
+    ups = [e for e in trace["traceEvents"] if e["ph"] == "C" and e["name"] == "server uplink of unit 0"]
     assert ups and max(e["args"]["utilisation"] for e in ups) == pytest.approx(1.0)
     cross = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "send" and e["pid"] in (0, 1)
              and e["args"]["dst"] in (2, 3)]

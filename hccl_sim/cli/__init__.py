@@ -51,6 +51,9 @@ def _add_model(p):
     p.add_argument("--algo", default="auto",
                    help="ring, tree, rhd, hier[:INTRA/INTER] or auto; several comma-separated to compare")
     p.add_argument("--topology", default=None, help="preset (flat, two-level, NAME:k=v,...) or a topology file")
+    p.add_argument("--faults", default=None,
+                   help="faults on the topology, ';'-separated: slow:LINK=F, down:LINK, straggler:NPU=F, late:NPU=TIME, "
+                        "jitter=TIME, seed=N (LINK: npuA-npuB, LEVEL:UNIT[:up|down]); see hccl_sim/topology/faults.py")
     p.add_argument("--placement", default=None, help="linear, spread, per-group:K, list:0,1,... or (under mpirun) hosts: "
                    "one modeled server per MPI host")
     p.add_argument("--format", choices=("table", "hccl_test", "csv", "json"), default="table",
@@ -107,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "faults", None):  # faults travel in the topology spec, so files and sweeps record them
+        args.topology = f"{args.topology or 'flat'}|{args.faults}"
     try:
         if args.command == "bench":
             from .bench import run

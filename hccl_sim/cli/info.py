@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ..algorithms import BUILDERS, FORMULAS
 from ..topology import PRESETS, load_topology
+from ..topology.units import format_bandwidth
 
 
 def run_algos(args) -> int:
@@ -17,9 +18,11 @@ def run_algos(args) -> int:
 def run_topology(args) -> int:
     if args.action == "list":
         from ..topology import presets  # noqa: F401
+        print(f"{'name':24} {'NPUs':>9} {'per NPU':>12} {'bisection':>12}  description")
         for name in sorted(PRESETS):
-            doc = (PRESETS[name].__module__ and __import__(PRESETS[name].__module__, fromlist=["_"]).__doc__) or ""
-            print(f"{name:24} {doc.strip().splitlines()[0] if doc.strip() else ''}")
+            topo = load_topology(name, args.ranks)
+            print(f"{name:24} {topo.num_npus:>9} {format_bandwidth(topo.injection_bandwidth()):>12} "
+                  f"{format_bandwidth(topo.bisection_bandwidth()):>12}  {topo.description}")
         return 0
     if not args.name:
         raise ValueError("topology show: give a preset name or a file")

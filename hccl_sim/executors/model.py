@@ -31,7 +31,7 @@ def rank_grid(topology: Topology, npus) -> tuple[tuple[int, ...], int]:
     """(radices, mesh levels) of the ranks as a mixed-radix grid over the topology's levels, when the
     placement is linear and the ranks fill whole units below their top level; ((), 0) otherwise."""
     npus = np.asarray(npus)
-    if topology.link_scale or not np.array_equal(npus, np.arange(len(npus))):
+    if topology.faults or not np.array_equal(npus, np.arange(len(npus))):
         return (), 0
     radices, left = [], len(npus)
     for level in topology.levels:

@@ -50,7 +50,8 @@ class _Plan:
         self.bytes = count.astype(np.float64) * itemsize
         self.routes = topology.routes(npus[self.src], npus[self.dst]) if len(self.src) else np.zeros((0, 1), int)
         self.latency = topology.route_latency(self.routes)
-        self.reduce_time = np.where(reduce, self.bytes / topology.reduce_bandwidth, 0.0)
+        rates = topology.reduce_rates(npus[self.dst]) if len(self.dst) else np.zeros(0)
+        self.reduce_time = np.where(reduce, self.bytes / rates, 0.0)
         self.capacity, _ = topology.link_arrays()
         # each rank's steps in order, the transfers it posts in each, and how many it waits for
         self.rank_steps: list[list[int]] = [[] for _ in range(schedule.nranks)]
@@ -91,6 +92,8 @@ class TimingModel:
         entry = np.zeros(schedule.nranks) if entry is None else np.asarray(entry, dtype=np.float64)
         base = float(entry.min()) if len(entry) else 0.0
         rel = entry - base
+        if self.topology.faults.late_npus:  # late stragglers enter later than their clocks say
+            rel = rel + self.topology.entry_delays(self.npus[: schedule.nranks])
         key = (id(schedule), itemsize, rel.tobytes(), record)
         cached = self._results.get(key)
         if cached is None or cached[0] is not schedule:

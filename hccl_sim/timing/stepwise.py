@@ -135,7 +135,8 @@ class StepwiseSimulator:
         post = clock[step.src]
         out = _fluid(post, nbytes, routes)
         arrive = out + routes.latency
-        reduce_time = nbytes / self.topology.reduce_bandwidth
+        reduce_time = nbytes / (self.topology.reduce_rates(self.npus[step.dst]) if self.topology.faults.slow_npus
+                                else self.topology.reduce_bandwidth)
         done = arrive + np.where(step.reduce, reduce_time, 0.0)
         return post, out, arrive, done
 

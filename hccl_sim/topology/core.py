@@ -24,6 +24,20 @@ from .units import format_bandwidth, format_time
 LEVEL_KINDS = ("switch", "mesh")
 
 
+@dataclass(frozen=True)
+class Faults:
+    """Degradations of a topology (faults.py parses their text form). Link ids are the topology's."""
+    link_scale: tuple[tuple[int, float], ...] = ()  # (link, bandwidth factor)
+    links_down: tuple[int, ...] = ()  # routes detour around these inside mesh levels, else fail
+    slow_npus: tuple[tuple[int, float], ...] = ()  # stragglers: own links and reduce rate divided by factor
+    late_npus: tuple[tuple[int, float], ...] = ()  # enter every collective this many seconds late
+    jitter: float = 0.0  # mean extra latency of each link, seconds, drawn once (exponential, seeded)
+    seed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.link_scale or self.links_down or self.slow_npus or self.late_npus or self.jitter)
+
+
 class TopologyError(ValueError):
     """A topology or placement that cannot be built, naming the field at fault."""
 
@@ -60,7 +74,8 @@ class Topology:
     levels: tuple[Level, ...]
     reduce_bandwidth: float = math.inf  # bytes/s an NPU reduces at (HCCL's 1/g); inf means free
     description: str = ""
-    link_scale: tuple[tuple[int, float], ...] = ()  # (link id, bandwidth factor) for degraded links
+    faults: Faults = Faults()
+    placement: "str | tuple[int, ...] | None" = None  # default placement of ranks (files may set one)
     _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self):
@@ -74,11 +89,22 @@ class Topology:
             seen_switch |= level.kind == "switch"
         if not (self.reduce_bandwidth > 0):
             raise TopologyError(f"reduce_bandwidth: must be > 0, got {self.reduce_bandwidth!r}")
-        for link, scale in self.link_scale:
+        f = self.faults
+        for link in [link for link, _ in f.link_scale] + list(f.links_down):
             if not 0 <= link < self.num_links:
-                raise TopologyError(f"link_scale: link {link} is not a link of {self.name} (0..{self.num_links - 1})")
-            if not (0 < scale and math.isfinite(scale)):
-                raise TopologyError(f"link_scale: factor for link {link} must be positive and finite, got {scale}")
+                raise TopologyError(f"faults: link {link} is not a link of {self.name} (0..{self.num_links - 1})")
+        for what, pairs in (("slow", f.link_scale), ("straggler", f.slow_npus)):
+            for key, factor in pairs:
+                if not (0 < factor and math.isfinite(factor)):
+                    raise TopologyError(f"faults: {what} factor for {key} must be positive and finite, got {factor}")
+        for npu, _ in f.slow_npus + f.late_npus:
+            if not 0 <= npu < self.num_npus:
+                raise TopologyError(f"faults: NPU {npu} is outside {self.name} (0..{self.num_npus - 1})")
+        for npu, delay in f.late_npus:
+            if not (delay >= 0 and math.isfinite(delay)):
+                raise TopologyError(f"faults: late delay of NPU {npu} must be finite and >= 0, got {delay}")
+        if not (f.jitter >= 0 and math.isfinite(f.jitter)):
+            raise TopologyError(f"faults: jitter must be finite and >= 0, got {f.jitter}")
 
     # ---- sizes and link numbering -------------------------------------------------------------
     @property
@@ -122,28 +148,73 @@ class Topology:
             for i, lv in enumerate(self.levels):
                 bw[bases[i]:bases[i + 1]] = lv.link_bandwidth
                 lat[bases[i]:bases[i + 1]] = lv.latency
-            for link, scale in self.link_scale:
+            for link, scale in self.faults.link_scale:
                 bw[link] *= scale
+            for npu, factor in self.faults.slow_npus:
+                bw[self.own_links(npu)] /= factor
+            if self.faults.jitter:
+                lat += np.random.default_rng(self.faults.seed).exponential(self.faults.jitter, len(lat))
             self._cache["links"] = (bw, lat)
         return self._cache["links"]
 
-    def link_name(self, link: int) -> str:
+    def own_links(self, npu: int) -> list[int]:
+        """The links that end at ``npu`` itself: its mesh links out and in, and its up and down
+        link when level 0 is a switch (above that, a port serves a whole group)."""
+        bases, links = self._link_bases(), []
+        for i, lv in enumerate(self.levels):
+            if lv.kind == "mesh":
+                stride, c = int(self.strides[i]), (npu // int(self.strides[i])) % lv.size
+                for k in range(lv.size):
+                    if k != c:
+                        peer = npu + (k - c) * stride
+                        links += [self.mesh_link(i, npu, peer), self.mesh_link(i, peer, npu)]
+            else:
+                if i == 0:
+                    links += [bases[0] + 2 * npu, bases[0] + 2 * npu + 1]
+                break
+        return links
+
+    def mesh_link(self, level: int, a: int, b: int) -> int:
+        """Id of the level-``level`` mesh link from NPU ``a`` to NPU ``b`` (coordinates differ only there)."""
+        lv, stride = self.levels[level], int(self.strides[level])
+        ca, cb = (a // stride) % lv.size, (b // stride) % lv.size
+        return self._link_bases()[level] + a * (lv.size - 1) + (cb if cb < ca else cb - 1)
+
+    def link_ends(self, link: int) -> tuple[int, str, int, int]:
+        """(level, kind, a, b): a mesh link from NPU a to NPU b, or a switch link of unit a going
+        up (b = 0) or down (b = 1)."""
         bases = self._link_bases()
         i = int(np.searchsorted(bases, link, side="right")) - 1
         lv, off = self.levels[i], link - bases[i]
         if lv.kind == "mesh":
             npu, k = divmod(off, lv.size - 1)
             c = (npu // int(self.strides[i])) % lv.size
-            peer = npu + ((k if k < c else k + 1) - c) * int(self.strides[i])
-            return f"{lv.name}-mesh npu{npu}->npu{peer}"
+            return i, "mesh", npu, npu + ((k if k < c else k + 1) - c) * int(self.strides[i])
         unit, direction = divmod(off, 2)
-        return f"{lv.name}-{'up' if direction == 0 else 'down'} unit{unit}"
+        return i, "switch", unit, direction
 
-    def with_link_scale(self, scales: dict[int, float]) -> "Topology":
-        merged = dict(self.link_scale)
-        for link, scale in scales.items():
-            merged[link] = merged.get(link, 1.0) * scale
-        return replace(self, link_scale=tuple(sorted(merged.items())), _cache={})
+    def reduce_rates(self, npus: np.ndarray) -> np.ndarray:
+        """Bytes/s each NPU reduces at (stragglers slower)."""
+        rates = np.full(len(npus), self.reduce_bandwidth)
+        for npu, factor in self.faults.slow_npus:
+            rates[np.asarray(npus) == npu] /= factor
+        return rates
+
+    def entry_delays(self, npus: np.ndarray) -> np.ndarray:
+        """Seconds each NPU enters a collective late (late stragglers)."""
+        delays = np.zeros(len(npus))
+        for npu, delay in self.faults.late_npus:
+            delays[np.asarray(npus) == npu] += delay
+        return delays
+
+    def link_name(self, link: int) -> str:
+        i, kind, a, b = self.link_ends(link)
+        if kind == "mesh":
+            return f"{self.levels[i].name} mesh link npu{a}>npu{b}"
+        return f"{self.levels[i].name} {'up' if b == 0 else 'down'}link of unit {a}"
+
+    def with_faults(self, faults: Faults) -> "Topology":
+        return replace(self, faults=faults, _cache={})
 
     # ---- routes -------------------------------------------------------------------------------
     def coords(self, npus: np.ndarray) -> np.ndarray:
@@ -182,16 +253,79 @@ class Topology:
             out[:, col] = np.where(used, bases[i] + 2 * (src // strides[i]), -1)
             out[:, col + 1] = np.where(used, bases[i] + 2 * (dst // strides[i]) + 1, -1)
             col += 2
+        if self.faults.links_down:
+            out = self._detour(out, src, dst)
         return out
+
+    def _detour(self, routes: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Routes that cross a down link: a mesh hop u>v goes u>c>v through the first other member c
+        of the same mesh whose two links are up; a switch link has no alternative."""
+        down = np.array(self.faults.links_down)
+        hit = np.flatnonzero(np.isin(routes, down).any(axis=1))
+        if not len(hit):
+            return routes
+        down_set = set(down.tolist())
+        routes = np.concatenate([routes, np.full((len(routes), self.num_mesh_levels), -1, np.int64)], axis=1)
+        for row in hit.tolist():
+            extra = routes.shape[1] - self.num_mesh_levels
+            for col in np.flatnonzero(np.isin(routes[row], down)).tolist():
+                link = int(routes[row, col])
+                level, kind, u, v = self.link_ends(link)
+                way = None
+                if kind == "mesh":
+                    lv, stride = self.levels[level], int(self.strides[level])
+                    base = u - ((u // stride) % lv.size) * stride
+                    for c in (base + k * stride for k in range(lv.size)):
+                        if c not in (u, v) and self.mesh_link(level, u, c) not in down_set \
+                                and self.mesh_link(level, c, v) not in down_set:
+                            way = (self.mesh_link(level, u, c), self.mesh_link(level, c, v))
+                            break
+                if way is None:
+                    raise TopologyError(f"faults: the {self.link_name(link)} is down and {self.name} offers no "
+                                        f"other path from npu{src[row]} to npu{dst[row]}")
+                routes[row, col] = way[0]
+                routes[row, extra + level] = way[1]
+        return routes
 
     def route_latency(self, routes: np.ndarray) -> np.ndarray:
         _, lat = self.link_arrays()
         return np.where(routes >= 0, lat[np.maximum(routes, 0)], 0.0).sum(axis=1)
 
+    def level_index(self, name: str, where: str) -> int:
+        """A level given by name or index."""
+        for i, lv in enumerate(self.levels):
+            if name in (lv.name, str(i), f"level{i}"):
+                return i
+        raise TopologyError(f"{where}: {self.name} has no level {name!r} (levels: {', '.join(lv.name for lv in self.levels)})")
+
     # ---- groups -------------------------------------------------------------------------------
     def group_of(self, npus, level: int) -> np.ndarray:
         """Index of the level-``level`` group holding each NPU."""
         return np.asarray(npus, dtype=np.int64) // (int(self.strides[level]) * self.levels[level].size)
+
+    def injection_bandwidth(self) -> float:
+        """Bytes/s one NPU can send at once, per direction: its mesh links and its share of the first
+        switch level's port."""
+        total = 0.0
+        for i, lv in enumerate(self.levels):
+            if lv.kind == "mesh":
+                total += (lv.size - 1) * lv.link_bandwidth
+            else:
+                return total + lv.link_bandwidth / int(self.strides[i])
+        return total
+
+    def bisection_bandwidth(self) -> float:
+        """Bytes/s, one direction, across a cut between two halves of the highest level with two or
+        more members (odd sizes split as evenly as they can)."""
+        for i in reversed(range(len(self.levels))):
+            lv = self.levels[i]
+            if lv.size < 2:
+                continue
+            half, other = lv.size // 2, lv.size - lv.size // 2
+            if lv.kind == "switch":
+                return half * lv.link_bandwidth * (self.num_npus // (int(self.strides[i]) * lv.size))
+            return (self.num_npus // lv.size) * half * other * lv.link_bandwidth
+        return 0.0
 
     def describe(self) -> str:
         lines = [f"{self.name}: {self.num_npus} NPUs" + (f" - {self.description}" if self.description else "")]
@@ -202,8 +336,13 @@ class Topology:
                 f"  level{i} {lv.name}: {groups} x {lv.kind} of {lv.size}, "
                 f"{format_bandwidth(lv.link_bandwidth)} per link, {format_time(lv.latency)} per hop{over}"
             )
+        lines.append(f"  per NPU {format_bandwidth(self.injection_bandwidth())} per direction; bisection "
+                     f"{format_bandwidth(self.bisection_bandwidth())} per direction")
         if math.isfinite(self.reduce_bandwidth):
             lines.append(f"  NPU reduce rate {format_bandwidth(self.reduce_bandwidth)}")
+        if self.faults:
+            from .faults import describe_faults
+            lines.append(f"  faults: {describe_faults(self)}")
         return "\n".join(lines)
 
 
@@ -217,6 +356,8 @@ class Placement:
         n = topology.num_npus
         if nranks > n:
             raise TopologyError(f"placement: {nranks} ranks need more NPUs than {topology.name} has ({n})")
+        if spec is None:
+            spec = topology.placement
         if spec is None or spec == "linear":
             npus = list(range(nranks))
         elif isinstance(spec, (list, tuple)):
@@ -230,14 +371,16 @@ class Placement:
             group = topology.levels[0].size
             ngroups = n // group
             npus = [(r % ngroups) * group + r // ngroups for r in range(nranks)]
-        elif spec.startswith("per-group:"):
+        elif spec.startswith("per-group:"):  # K ranks in each group of a level (level 0 unless @LEVEL)
+            count, _, level_name = spec.split(":", 1)[1].partition("@")
             try:
-                k = int(spec.split(":", 1)[1])
+                k = int(count)
             except ValueError as exc:
-                raise TopologyError(f"placement: {spec!r} needs an integer, as per-group:4") from exc
-            group = topology.levels[0].size
+                raise TopologyError(f"placement: {spec!r} needs an integer, as per-group:4 or per-group:4@rack") from exc
+            level = topology.level_index(level_name, "placement") if level_name else 0
+            group = int(topology.strides[level]) * topology.levels[level].size
             if not 1 <= k <= group:
-                raise TopologyError(f"placement: per-group:{k} needs 1..{group} ranks per level-0 group")
+                raise TopologyError(f"placement: per-group:{k} needs 1..{group} ranks per {topology.levels[level].name}")
             npus = [(r // k) * group + r % k for r in range(nranks)]
         else:
             raise TopologyError(f"placement: unknown placement {spec!r} (linear, spread, per-group:K, list:0,1,...)")

@@ -6,6 +6,9 @@
     levels:
       - {name: server, kind: mesh, size: 8, bandwidth: 56GB/s, latency: 0.5us}
       - {name: pod, kind: switch, size: 4, bandwidth: 400GB/s, latency: 2us, oversubscription: 2}
+    placement: per-group:4            # optional default rank placement (linear, spread, per-group:K[@LEVEL],
+                                      # or a list of NPU indices)
+    faults: ["slow:pod:1=0.5"]        # optional, see faults.py
 
 Every error names the field at fault, e.g. ``levels[1].bandwidth``.
 """
@@ -15,11 +18,12 @@ import json
 import math
 import os
 
-from .core import Level, Topology, TopologyError
+from .core import Level, Placement, Topology, TopologyError
+from .faults import apply_faults
 from .units import parse_bandwidth, parse_time
 
 _LEVEL_KEYS = {"name", "kind", "size", "bandwidth", "latency", "oversubscription"}
-_TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth"}
+_TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth", "placement", "faults"}
 
 
 def _read(path: str) -> dict:
@@ -84,8 +88,24 @@ def topology_from_dict(data: dict, source: str = "topology") -> Topology:
         ))
     reduce_bw = data.get("reduce_bandwidth")
     reduce_bw = math.inf if reduce_bw is None else _field(f"{source}: reduce_bandwidth", parse_bandwidth, reduce_bw)
+    placement = data.get("placement")
+    if isinstance(placement, list):
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in placement):
+            raise TopologyError(f"{source}: placement: a list of NPU indices must hold integers only")
+        placement = tuple(placement)
+    elif placement is not None and not isinstance(placement, str):
+        raise TopologyError(f"{source}: placement: expected a placement name or a list of NPU indices")
+    faults = data.get("faults", [])
+    if isinstance(faults, str):
+        faults = [faults]
+    if not isinstance(faults, list):
+        raise TopologyError(f"{source}: faults: expected a list of faults such as 'down:npu0-npu1'")
     try:
-        return Topology(str(data.get("name", "custom")), tuple(built), reduce_bw, str(data.get("description", "")))
+        topology = Topology(str(data.get("name", "custom")), tuple(built), reduce_bw, str(data.get("description", "")),
+                            placement=placement)
+        if placement is not None:
+            Placement.build(None, len(placement) if isinstance(placement, tuple) else 1, topology)
+        return apply_faults(topology, faults) if faults else topology
     except TopologyError as exc:
         raise TopologyError(f"{source}: {exc}") from None
 

@@ -1,7 +1,7 @@
 """Named topologies: each preset is one small module in ``presets/`` that registers a builder.
 
 A spec is ``NAME`` or ``NAME:key=value,key=value`` (parameters the builder names), or a path to a
-topology file. Builders take ``min_npus`` so that sized-to-fit presets (flat) hold every rank.
+topology file, optionally followed by ``|`` and faults (see faults.py). Builders take ``min_npus`` so that sized-to-fit presets (flat) hold every rank.
 """
 from __future__ import annotations
 
@@ -36,6 +36,10 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
     """Build a topology from a preset spec or a file path; ``None`` is the flat default."""
     from . import presets  # noqa: F401  (registers the presets)
 
+    if isinstance(spec, str) and "|" in spec:
+        from .faults import apply_faults
+        base, _, faults = spec.partition("|")
+        return apply_faults(load_topology(base.strip() or None, min_npus), faults)
     if isinstance(spec, Topology):
         topo = spec
     elif spec is not None and (spec.endswith(FILE_SUFFIXES) or os.path.isfile(spec)):

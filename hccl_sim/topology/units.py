@@ -47,6 +47,11 @@ def parse_bandwidth(text: str | float) -> float:
     return value
 
 
+def parse_rate(text: str | float) -> float:
+    """A bandwidth, or 'inf' for a rate that costs nothing (an NPU's reduce rate by default)."""
+    return math.inf if str(text).strip().lower() == "inf" else parse_bandwidth(text)
+
+
 def parse_time(text: str | float) -> float:
     """'1.2us', '500ns', '0.001' (seconds) -> seconds."""
     if isinstance(text, (int, float)):

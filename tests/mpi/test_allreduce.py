@@ -67,6 +67,25 @@ def test_modeled_time_equals_prediction(world, algo):
         assert record.end == comm.clock
 
 
+@pytest.mark.parametrize("topology, placement", [
+    ("atlas950-superpod", "per-group:2"),  # two NPUs on each of several boards of the UB mesh
+    ("cloudmatrix384", "spread"),
+    ("ubmesh-pod", "per-group:4@rack"),
+    ("nvl144", None),
+    ("atlas950-superpod|down:npu0-npu1;straggler:npu4=2;late:npu2=3us;jitter=0.1us;seed=3", "per-group:3"),
+])
+def test_preset_modeled_times_equal_predictions(world, topology, placement):
+    comm = Communicator(world, topology=topology, placement=placement)
+    got = []
+    for algo in ("ring", "rhd", "auto"):
+        comm.sync_clocks()
+        record = comm.allreduce(torch.ones(100_000), algo=algo)
+        predicted = hccl_sim.predict("allreduce", 100_000, world.size, topology=topology, placement=placement,
+                                     algo=algo)
+        got.append((algo, record.time, predicted.time))
+    assert all(a == b for _, a, b in got), got
+
+
 def test_clock_advances_and_skew_is_modeled(world):
     comm = Communicator(world)
     comm.advance(1e-3 * world.rank)  # rank r arrives r ms late

@@ -5,7 +5,7 @@ Defaults use CloudMatrix384's per-NPU figures: about 392 GB/s unidirectional UB 
 """
 from ..core import Level, Topology
 from ..registry import preset
-from ..units import parse_bandwidth, parse_time
+from ..units import parse_bandwidth, parse_rate, parse_time
 
 
 @preset("flat")
@@ -14,6 +14,6 @@ def build(min_npus=1, npus=None, bw="392GB/s", lat="0.6us", reduce_bw="inf"):
     return Topology(
         name="flat",
         levels=(Level("switch", n, "switch", parse_bandwidth(bw), parse_time(lat)),),
-        reduce_bandwidth=float(reduce_bw) if reduce_bw == "inf" else parse_bandwidth(reduce_bw),
+        reduce_bandwidth=parse_rate(reduce_bw),
         description="one non-blocking switch",
     )

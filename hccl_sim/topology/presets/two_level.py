@@ -8,7 +8,7 @@ import math
 
 from ..core import Level, Topology
 from ..registry import preset
-from ..units import parse_bandwidth, parse_time
+from ..units import parse_bandwidth, parse_rate, parse_time
 
 
 @preset("two-level")
@@ -22,6 +22,6 @@ def build(min_npus=1, server=8, servers=None, intra_bw="392GB/s", intra_lat="0.6
             Level("server", k, "switch", parse_bandwidth(intra_bw), parse_time(intra_lat)),
             Level("top", count, "switch", parse_bandwidth(inter_bw), parse_time(inter_lat), float(oversub)),
         ),
-        reduce_bandwidth=float(reduce_bw) if reduce_bw == "inf" else parse_bandwidth(reduce_bw),
+        reduce_bandwidth=parse_rate(reduce_bw),
         description=f"{count} servers of {k} NPUs",
     )

@@ -1,0 +1,28 @@
+"""atlas950-superpod: Huawei Atlas 950 SuperPoD, 8,192 Ascend 950 NPUs in 128 compute cabinets of 64.
+
+Sources: Huawei Connect 2025 keynote (8,192 NPUs, 128 compute + 32 interconnect cabinets, 2 TB/s UB
+per NPU, 16.3 PB/s total UB bandwidth); UB-Mesh (Huawei, arXiv 2503.20377, 2025): 8 NPUs a board in a
+1D full mesh, 64 a rack as an 8 x 8 2D full mesh, racks joined by a Clos of UB switches.
+Assumptions (not published): the 2 TB/s per NPU counts both directions (16.3 PB/s / 8,192), so 1 TB/s
+per direction, split as 7 board-mesh links and 7 rack-mesh links of 64 GB/s and 128 GB/s to the
+SuperPoD Clos (a cabinet uplink of 64 x 128 GB/s); 0.2 us per mesh hop, 0.5 us per switch hop.
+"""
+from ..core import Level, Topology
+from ..registry import preset
+from ..units import parse_bandwidth, parse_rate, parse_time
+
+
+@preset("atlas950-superpod")
+def build(min_npus=1, mesh_bw="64GB/s", mesh_lat="0.2us", uplink_bw="128GB/s", switch_lat="0.5us",
+          cabinets=128, oversub=1.0, reduce_bw="inf"):
+    return Topology(
+        name="atlas950-superpod",
+        levels=(
+            Level("board", 8, "mesh", parse_bandwidth(mesh_bw), parse_time(mesh_lat)),
+            Level("cabinet", 8, "mesh", parse_bandwidth(mesh_bw), parse_time(mesh_lat)),
+            Level("superpod", int(cabinets), "switch", 64 * parse_bandwidth(uplink_bw), parse_time(switch_lat),
+                  float(oversub)),
+        ),
+        reduce_bandwidth=parse_rate(reduce_bw),
+        description=f"Atlas 950 SuperPoD: {int(cabinets)} cabinets x 64 Ascend 950 (8x8 UB 2D full mesh), UB Clos",
+    )

@@ -1,0 +1,26 @@
+"""cloudmatrix384: Huawei CloudMatrix384 / Atlas 900 A3 SuperPoD, 384 Ascend 910C NPUs in 48 servers of 8.
+
+Sources: Huawei, "Serving Large Language Models on Huawei CloudMatrix384" (arXiv 2506.12708, 2025):
+a two-tier non-blocking UB Clos (L1 switches on each server board, L2 switches joining the 48 servers),
+about 392 GB/s unidirectional UB bandwidth per NPU, about 1.2 us NPU-to-NPU latency for small messages,
+inter-server bandwidth within 3% of intra-server.
+Assumptions: the 1.2 us is two hops of 0.6 us through the server's L1 switch; leaving the server adds
+two hops of 0.5 us through L2; the server uplink is non-blocking (8 x 392 GB/s).
+"""
+from ..core import Level, Topology
+from ..registry import preset
+from ..units import parse_bandwidth, parse_rate, parse_time
+
+
+@preset("cloudmatrix384")
+def build(min_npus=1, bw="392GB/s", lat="0.6us", l2_lat="0.5us", reduce_bw="inf"):
+    per_npu = parse_bandwidth(bw)
+    return Topology(
+        name="cloudmatrix384",
+        levels=(
+            Level("server", 8, "switch", per_npu, parse_time(lat)),
+            Level("superpod", 48, "switch", 8 * per_npu, parse_time(l2_lat)),
+        ),
+        reduce_bandwidth=parse_rate(reduce_bw),
+        description="CloudMatrix384: 48 servers x 8 Ascend 910C, non-blocking two-tier UB Clos",
+    )
