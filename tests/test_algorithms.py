@@ -5,7 +5,7 @@ import torch
 from hccl_sim.algorithms import Context, build_schedule
 from hccl_sim.executors.local import run_local
 
-ALGOS = ["ring", "tree", "rhd"]
+ALGOS = ["ring", "tree", "rhd", "nhr"]
 
 
 def _data(p, n, dtype):
@@ -25,7 +25,7 @@ def test_allreduce_schedules_sum_exactly(algo, p):
             assert torch.equal(bufs[r][0], ref), (algo, p, n, r)
 
 
-@pytest.mark.parametrize("inter", ["ring", "tree", "rhd"])
+@pytest.mark.parametrize("inter", ["ring", "tree", "rhd", "nhr"])
 @pytest.mark.parametrize("servers,per", [(2, 2), (3, 2), (2, 3), (3, 4), (5, 1 + 1)])
 def test_hierarchical_allreduce(inter, servers, per):
     p = servers * per

@@ -82,9 +82,9 @@ def test_every_algorithm_matches_torch_for_1_to_16_ranks(coll):
 
 
 @pytest.mark.parametrize("coll,variants", [
-    ("allreduce", ["ring/ring", "ring/rhd", "ring/nb", "ring/mesh"]),
-    ("allgather", ["ring/ring", "mesh/rhd", "nb/nb", "dring/ring", "ring/mesh"]),
-    ("reduce_scatter", ["ring/ring", "mesh/rhd", "nb/nb", "rhd/dring"]),
+    ("allreduce", ["ring/ring", "ring/rhd", "ring/nb", "ring/mesh", "nhr/nhr"]),
+    ("allgather", ["ring/ring", "mesh/rhd", "nb/nb", "dring/ring", "ring/mesh", "nhr/nhr"]),
+    ("reduce_scatter", ["ring/ring", "mesh/rhd", "nb/nb", "rhd/dring", "nhr/nhr"]),
     ("broadcast", ["ring/tree", "star/pipeline", "mesh/ring", "tree/star", "ring/mesh"]),
 ])
 def test_hierarchical_compositions(coll, variants):
@@ -171,6 +171,33 @@ def test_rhd_closed_forms_power_of_two(p):
     assert _time(m, "reduce_scatter", "rhd", n) == pytest.approx(k * A_FLAT + (p - 1) / p * n * (B + G), rel=1e-9)
 
 
+@pytest.mark.parametrize("p", [2, 3, 4, 5, 6, 7, 8, 9, 12, 16])
+def test_nhr_closed_forms(p):
+    """HCCL's published NHR costs, L = ceil(log2 p) steps for any p (n bytes, p equal chunks)."""
+    n = 4 * p * 1000
+    L = math.ceil(math.log2(p))
+    m, m0 = flat(p), flat(p, "inf")
+    # allgather: ceil(log2 p) a + (p-1)/p n b
+    assert _time(m, "allgather", "nhr", n) == pytest.approx(L * A_FLAT + (p - 1) / p * n * B, rel=1e-9)
+    assert _time(m, "allgatherv", "nhr", n, blocks=(n // 4 // p,) * p) == pytest.approx(
+        L * A_FLAT + (p - 1) / p * n * B, rel=1e-9)
+    # reduce-scatter (g = 0): ceil(log2 p) a + (p-1)/p n b
+    assert _time(m0, "reduce_scatter", "nhr", n) == pytest.approx(L * A_FLAT + (p - 1) / p * n * B, rel=1e-9)
+    # allreduce (g = 0): 2 ceil(log2 p) a + 2(p-1)/p n b
+    assert _time(m0, "allreduce", "nhr", n) == pytest.approx(2 * L * A_FLAT + 2 * (p - 1) / p * n * B, rel=1e-9)
+    # With g, where every step is one transfer per rank (the allreduce's slice map merges a step's slices
+    # for p = 2^k and 3 * 2^k; reduce-scatter alone sends one slice a step for p <= 3):
+    # allreduce 2 ceil(log2 p) a + 2(p-1)/p n b + (p-1)/p n g; reduce-scatter ceil(log2 p) a + (p-1)/p n (b + g).
+    # (Otherwise a step is several transfers to one peer, whose reduces the engine overlaps: it models less
+    # than HCCL, which reduces them one by one; the compact schedules, test_scale.py, give the formula.)
+    if p & (p - 1) == 0 or p in (3, 6, 12):
+        assert _time(m, "allreduce", "nhr", n) == pytest.approx(
+            2 * L * A_FLAT + 2 * (p - 1) / p * n * B + (p - 1) / p * n * G, rel=1e-9)
+    if p <= 3:
+        assert _time(m, "reduce_scatter", "nhr", n) == pytest.approx(
+            L * A_FLAT + (p - 1) / p * n * (B + G), rel=1e-9)
+
+
 # ---- auto ---------------------------------------------------------------------------------------------
 SWEEP = [1 << k for k in range(2, 27, 2)]  # elements, 16 B .. 256 MB of fp32
 
@@ -225,6 +252,22 @@ def test_hccl_algo_strings():
         one.requested("allreduce", "allfoo=level0:NA")
     # and it runs: the resolved hier schedule exists and is timed
     assert two.time("allreduce", two.resolve("allreduce", "level0:NA;level1:H-D_R", 1000, 4), 1000, 4).time > 0
+
+
+def test_hccl_algo_selects_nhr():
+    one = flat(8)
+    two = NetworkModel(8, load_topology("two-level:server=4", 8))
+    assert one.requested("allreduce", "level0:NHR") == "nhr"
+    assert one.requested("reduce_scatterv", "level0:NA;level1:NHR") == "nhr"
+    assert one.requested("allgather", "allgather=level0:nhr/others=level0:ring") == "nhr"
+    assert one.requested("broadcast", "allgather=level0:nhr/others=level0:ring") == "ring"
+    assert two.requested("allreduce", "level0:NA;level1:NHR") == "hier:ring/nhr"
+    assert two.requested("reduce_scatter", "level0:NHR;level1:NHR") == "hier:nhr/nhr"
+    # it runs, and is timed as NHR by name is
+    for coll in ("allreduce", "allgather", "reduce_scatter"):
+        algo = one.resolve(coll, "level0:NHR", 8000, 4)
+        assert one.time(coll, algo, 8000, 4).time == one.time(coll, "nhr", 8000, 4).time > 0
+        assert two.time(coll, two.resolve(coll, "level0:NA;level1:NHR", 8000, 4), 8000, 4).time > 0
 
 
 def test_bad_root_and_counts_are_named():

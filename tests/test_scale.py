@@ -50,15 +50,26 @@ CASES = [("allreduce", "ring"), ("allreduce", "rhd"), ("allreduce", "hier:ring/r
          ("allgather", "ring"), ("allgather", "rhd"), ("reduce_scatter", "ring"), ("reduce_scatter", "rhd")]
 
 
-@pytest.mark.parametrize("topo,p", LOCKSTEP, ids=lambda x: getattr(x, "name", x))
-@pytest.mark.parametrize("collective,algo", CASES)
+def lockstep_params(cases, exclude_ring_with_reduce_cost=False):
+    """(topology, ranks, collective, algo) for every case that applies: hierarchical needs two servers,
+    and (optionally) leave out the compact ring across servers with reduce costs, which is the lockstep
+    upper bound (stepwise.py; its own test below)."""
+    out = []
+    for topo, p in LOCKSTEP:
+        several = len(server_groups(topo, np.arange(p))) > 1
+        for collective, algo in cases:
+            if algo.startswith("hier") and not several:
+                continue
+            if (exclude_ring_with_reduce_cost and topo.reduce_bandwidth != math.inf and algo == "ring"
+                    and several and collective != "allgather"):
+                continue
+            out.append(pytest.param(topo, p, collective, algo, id=f"{topo.name}-{p}-{collective}-{algo}"))
+    return out
+
+
+@pytest.mark.parametrize("topo,p,collective,algo", lockstep_params(CASES, exclude_ring_with_reduce_cost=True))
 def test_stepwise_equals_exact_engine_on_lockstep_cases(topo, p, collective, algo):
     groups = server_groups(topo, np.arange(p))
-    if algo.startswith("hier") and len(groups) < 2:
-        pytest.skip("one server")
-    if (topo.reduce_bandwidth != math.inf and algo == "ring" and len(groups) > 1
-            and collective != "allgather"):
-        pytest.skip("compact ring across servers with reduce costs is the lockstep upper bound (stepwise.py)")
     count = p * 4096
     full = build_schedule(collective, algo, Context(p, groups), count)
     compact = build_schedule(collective, algo, Context(p, groups, compact=True), count)
@@ -160,6 +171,63 @@ def test_compact_alltoall_classes_equal_the_full_digit_order_schedule(p):
     assert len(compact.steps) < 8  # three mesh classes and one per switch level
     full = _digit_order_pairwise(p, p * 1000, radices)
     assert stepwise_time(topo, compact) == pytest.approx(exact_time(topo, full), rel=1e-12)
+
+
+# ---- NHR: compact schedules against the full ones, and HCCL's closed forms at scale -----------------------
+NHR_CASES = [("allreduce", "nhr"), ("reduce_scatter", "nhr"), ("allgather", "nhr"), ("allreduce", "hier:ring/nhr")]
+
+
+def _several_reduces_per_pair(schedule, topo):
+    """A step sends one rank several reducing transfers from one peer (slices not adjacent in memory):
+    the engine overlaps their reduces, so the full schedule models less reduce time than the compact
+    one, whose one transfer per pair and step costs the slices' reduces in a row, as HCCL does."""
+    return topo.reduce_bandwidth != math.inf and any(
+        s.reduce.any() and len(set(zip(s.src.tolist(), s.dst.tolist()))) < len(s) for s in schedule.steps)
+
+
+@pytest.mark.parametrize("p", [13, 16, 24, 2048])
+@pytest.mark.parametrize("reduce", [False, True])
+@pytest.mark.parametrize("collective", ["allreduce", "reduce_scatter", "allgather"])
+def test_compact_nhr_equals_the_full_schedule_on_flat(p, reduce, collective):
+    """Forced both ways: the full schedule on the exact engine (stepwise above 1,024 ranks), the compact
+    one stepwise. 2,048 ranks: the full schedule has 2^21 transfers in its first reduce-scatter step."""
+    topo = flat(p, reduce)
+    count = p * 1000
+    full = build_schedule(collective, "nhr", Context.flat(p), count)
+    compact = build_schedule(collective, "nhr", Context(p, (tuple(range(p)),), compact=True), count)
+    assert compact.timing_only and not full.timing_only
+    assert compact.bytes_sent(4) == full.bytes_sent(4)
+    if _several_reduces_per_pair(full, topo):  # reduce-scatter alone, or p not 2^k / 3 * 2^k
+        assert exact_time(topo, full) < stepwise_time(topo, compact)
+    else:
+        assert stepwise_time(topo, compact) == pytest.approx(exact_time(topo, full), rel=1e-12)
+
+
+@pytest.mark.parametrize("topo,p,collective,algo", lockstep_params(NHR_CASES))
+def test_compact_nhr_equals_the_full_schedule_stepwise(topo, p, collective, algo):
+    """On every topology the compact NHR schedule times as the full one on the same (stepwise) engine. (The
+    exact engine differs where NHR is not lockstep: flat NHR over two levels of 8 ranks a server, say.)"""
+    groups = server_groups(topo, np.arange(p))
+    count = p * 4096
+    full = build_schedule(collective, algo, Context(p, groups), count)
+    compact = build_schedule(collective, algo, Context(p, groups, compact=True), count)
+    if _several_reduces_per_pair(full, topo):
+        assert stepwise_time(topo, full) <= stepwise_time(topo, compact) * (1 + 1e-12)
+    else:
+        assert stepwise_time(topo, compact) == pytest.approx(stepwise_time(topo, full), rel=1e-12)
+
+
+@pytest.mark.parametrize("collective", ["allreduce", "reduce_scatter", "allgather"])
+def test_nhr_at_100000_ranks_matches_hccls_closed_form(collective):
+    p = 100_000  # not a power of two: ceil(log2 p) = 17 steps each way
+    count = p * 16
+    n, L = 4 * count, 17
+    # allreduce 2L a + 2(p-1)/p n b + (p-1)/p n g; reduce-scatter L a + (p-1)/p n (b + g); allgather L a + (p-1)/p n b
+    expected = {"allreduce": 2 * L * A + 2 * (p - 1) / p * n * B + (p - 1) / p * n * G,
+                "reduce_scatter": L * A + (p - 1) / p * n * (B + G),
+                "allgather": L * A + (p - 1) / p * n * B}[collective]
+    time = hccl_sim.predict(collective, count, p, topology=flat(p), algo="nhr").time
+    assert time == pytest.approx(expected, rel=1e-9)
 
 
 # ---- the mode is a function of the case; compact schedules stay out of data executors ------------------------

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import bruck, dbtree, hierarchical, mesh, pairwise, pipeline, rhd, ring, star, tree
+from . import bruck, dbtree, hierarchical, mesh, nhr, pairwise, pipeline, rhd, ring, star, tree
 from .compact import COMPACT_BUILDERS
 from .ring import segments_of
 from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds, merge_parallel, reverse_steps
@@ -112,6 +112,7 @@ BUILDERS = {
         "tree": _flat_allreduce(tree.allreduce),
         "rhd": _flat_allreduce(rhd.allreduce),
         "nb": _flat_allreduce(bruck.allreduce),
+        "nhr": _flat_allreduce(nhr.allreduce),
         "mesh": _flat_allreduce(mesh.allreduce),
         "dring": _flat_allreduce(ring.double_allreduce),
         "dbtree": lambda ctx, job, v: dbtree.allreduce(_ranks(ctx), job.count, 0, v),
@@ -123,6 +124,7 @@ BUILDERS = {
         "ring": _blocked(ring.allgather_blocks),
         "rhd": _blocked(rhd.allgather_blocks),
         "nb": _blocked(bruck.allgather_blocks),
+        "nhr": _blocked(nhr.allgather_blocks),
         "mesh": _blocked(mesh.allgather_blocks),
         "dring": _blocked(ring.double_allgather_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.allgather_blocks(
@@ -132,6 +134,7 @@ BUILDERS = {
         "ring": _blocked(ring.reduce_scatter_blocks),
         "rhd": _blocked(rhd.reduce_scatter_blocks),
         "nb": _blocked(bruck.reduce_scatter_blocks),
+        "nhr": _blocked(nhr.reduce_scatter_blocks),
         "mesh": _blocked(mesh.reduce_scatter_blocks),
         "dring": _blocked(ring.double_reduce_scatter_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.reduce_scatter_blocks(
@@ -186,6 +189,7 @@ FORMULAS = {
     ("allreduce", "tree"): "2L(a + n b) + L n g",
     ("allreduce", "rhd"): "2 log2(p) a + 2(p-1)/p n b + (p-1)/p n g  (+2(a + n b) + n g if p is not a power of two)",
     ("allreduce", "nb"): "2L a + 2(p-1)/p n b + (p-1)/p n g",
+    ("allreduce", "nhr"): "2L a + 2(p-1)/p n b + (p-1)/p n g",
     ("allreduce", "mesh"): "2a + 2/p n b + (p-1)/p n g on a full mesh",
     ("allreduce", "dring"): "two opposite rings on n/2 each: 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g on a switch",
     ("allreduce", "dbtree"): "two pipelined binary trees on n/2 each, reduce then broadcast",
@@ -195,12 +199,14 @@ FORMULAS = {
     ("allgather", "ring"): "(p-1)a + (p-1)/p n b",
     ("allgather", "rhd"): "log2(p) a + (p-1)/p n b  (+ a + n/p b before and a + n b after if p is not a power of two)",
     ("allgather", "nb"): "L a + (p-1)/p n b",
+    ("allgather", "nhr"): "L a + (p-1)/p n b",
     ("allgather", "mesh"): "a + n/p b on a full mesh",
     ("allgather", "dring"): "(p-1)a + (p-1)/p n b on a switch; both directions of a ring on a mesh",
     ("allgather", "hier"): "inter AG of n/m over p/m + intra AG over m",
     ("reduce_scatter", "ring"): "(p-1)a + (p-1)/p n b + (p-1)/p n g",
     ("reduce_scatter", "rhd"): "log2(p) a + (p-1)/p n (b + g)  (+ a + n(b + g) before and a + n/p b after if p is not a power of two)",
     ("reduce_scatter", "nb"): "L a + (p-1)/p n (b + g)",
+    ("reduce_scatter", "nhr"): "L a + (p-1)/p n (b + g)",
     ("reduce_scatter", "mesh"): "a + n/p b + (p-1)/p n g on a full mesh",
     ("reduce_scatter", "dring"): "(p-1)a + (p-1)/p n (b + g) on a switch",
     ("reduce_scatter", "hier"): "intra RS over m + inter RS of n/m over p/m",

@@ -15,6 +15,8 @@ data schedules, for the timing engine only:
 - RHD with p not a power of two folds the first 2r ranks into the core as the data schedule does;
   its reduce-scatter and allgather then split the buffer over the power-of-two core (blocks of
   n/p' where the data schedule moves the fold partners' n/p blocks separately).
+- NHR: one transfer per rank and step carrying the m(d) slices the data schedule sends then (see
+  ``nhr_pass``); ceil(log2 q) steps, no repeats.
 - All-to-all ``pairwise`` over a level structure (``Context.radices``) pairs ranks digit by digit:
   in step k rank i sends to the rank whose mixed-radix digits are i's plus k's, each digit modulo
   its radix (no carries). Every step is a permutation and every pair meets once, as in the
@@ -163,8 +165,35 @@ def rhd_allgather(ranks, counts) -> list[Step]:
             + _fold_step(odd, even, counts, False))
 
 
+# ---- NHR (nonuniform hierarchical ring, see nhr.py) -----------------------------------------------
+def nhr_pass(ranks, counts, reduce: bool) -> list[Step]:
+    """NHR reduce-scatter (reduce) or allgather (copy) per column of ``ranks`` over ``counts[col]``.
+
+    Step at distance d: row i sends m(d) = floor((q-1+d)/2d) slices to row i-d (reduce-scatter,
+    d = 1, 2, 4, ...) or i+d (allgather, d the other way round), as one transfer of m(d) largest chunks:
+    the data schedule's m(d) slices, merged (as HCCL's allreduce slice map makes them for q = 2^k or
+    3 * 2^k) or not (several transfers of the same pair, whose reduces the engine overlaps)."""
+    ranks = _as_columns(ranks)
+    q, k = ranks.shape
+    if q < 2:
+        return []
+    chunk = -(-np.broadcast_to(np.asarray(counts, dtype=np.int64), (k,)) // q)  # largest chunk
+    src = ranks.ravel()
+    ds = [1 << s for s in range((q - 1).bit_length())]
+    steps = []
+    for d in (ds if reduce else ds[::-1]):
+        m = (q - 1 + d) // (2 * d)
+        dst = np.roll(ranks, d if reduce else -d, axis=0).ravel()  # row i -> row i-d (i+d)
+        steps.append(compact_step(src, dst, np.broadcast_to(m * chunk, (q, k)), reduce))
+    return steps
+
+
+def nhr_allreduce(ranks, counts) -> list[Step]:
+    return nhr_pass(ranks, counts, True) + nhr_pass(ranks, counts, False)
+
+
 # ---- hierarchical ------------------------------------------------------------------------------
-INTER_ALLREDUCE = {"ring": ring_allreduce, "rhd": rhd_allreduce}
+INTER_ALLREDUCE = {"ring": ring_allreduce, "rhd": rhd_allreduce, "nhr": nhr_allreduce}
 
 
 def hier_allreduce(groups: np.ndarray, count: int, inter: str = "ring") -> list[Step]:
@@ -247,15 +276,18 @@ COMPACT_BUILDERS = {
     "allreduce": {
         "ring": lambda ctx, count, _: ring_allreduce(_ranks(ctx), count),
         "rhd": lambda ctx, count, _: rhd_allreduce(_ranks(ctx), count),
+        "nhr": lambda ctx, count, _: nhr_allreduce(_ranks(ctx), count),
         "hier": _hier,
     },
     "reduce_scatter": {
         "ring": lambda ctx, count, _: ring_pass(_ranks(ctx), count, True),
         "rhd": lambda ctx, count, _: rhd_reduce_scatter(_ranks(ctx), count),
+        "nhr": lambda ctx, count, _: nhr_pass(_ranks(ctx), count, True),
     },
     "allgather": {
         "ring": lambda ctx, count, _: ring_pass(_ranks(ctx), count, False),
         "rhd": lambda ctx, count, _: rhd_allgather(_ranks(ctx), count),
+        "nhr": lambda ctx, count, _: nhr_pass(_ranks(ctx), count, False),
     },
     "alltoall": {
         "pairwise": _alltoall,

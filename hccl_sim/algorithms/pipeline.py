@@ -27,20 +27,16 @@ def _shape(parent):
             root = node
         else:
             children.setdefault(up, []).append(node)
-    height, depth = {}, {root: 0}
-
-    def h(node):
-        if node not in height:
-            height[node] = 1 + max((h(c) for c in children.get(node, ())), default=-1)
-        return height[node]
+    height, depth, order = {}, {root: 0}, []
     stack = [root]
-    while stack:
+    while stack:  # depth first, parents before children; no recursion (a chain of 10^4 ranks)
         node = stack.pop()
+        order.append(node)
         for c in children.get(node, ()):
             depth[c] = depth[node] + 1
             stack.append(c)
-    for node in parent:
-        h(node)
+    for node in reversed(order):
+        height[node] = 1 + max((height[c] for c in children.get(node, ())), default=-1)
     return height, depth
 
 

@@ -23,6 +23,9 @@ def server_groups(topology: Topology, npus) -> tuple[tuple[int, ...], ...]:
 
 # Communicators above this size get compact (timing-only, numpy-built) schedules; MPI runs stay far below.
 COMPACT_RANKS = 1024
+# Above this size auto leaves full-mesh out: HCCL runs it within a server or board, and p(p-1) concurrent
+# transfers in one step make its fair-share timing slow. ``algo="mesh"`` still runs it.
+MESH_AUTO_RANKS = 64
 # Above this size an algorithm with no compact schedule is refused rather than written out transfer by transfer.
 FULL_SCHEDULE_RANKS = 1 << 16
 
@@ -66,6 +69,8 @@ class NetworkModel:
     def applicable(self, collective: str) -> list[str]:
         """Algorithms that can run this collective on this communicator."""
         names = [n for n in algorithms_for(collective) if n != "hier" or self.hierarchical]
+        if self.nranks > MESH_AUTO_RANKS and not self.context.compact:
+            names = [n for n in names if n != "mesh"]
         if self.context.compact:  # at scale only the algorithms with compact schedules
             names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})]
         return names

@@ -85,23 +85,29 @@ def _same(expected, out, op):
     return torch.equal(out, expected)
 
 
-def test_every_collective_and_algorithm(world):
+# every algorithm name of BUILDERS (new ones join automatically), one test each: ``-k nhr`` runs NHR's
+ALGORITHMS = list(dict.fromkeys(a for table in BUILDERS.values() for a in table if a != "hier")) + ["auto"]
+
+
+@pytest.mark.parametrize("algo", ALGORITHMS)
+def test_every_collective_and_algorithm(world, algo):
     """Each collective x algorithm, every root, sizes 0 / 1 / uneven, dtypes and ops in rotation."""
     comm = Communicator(world)
-    failures, case = [], 0
+    failures, case = [], 7 * ALGORITHMS.index(algo)  # algorithms start the rotation at different points
     for coll, table in BUILDERS.items():
         roots = range(world.size) if SPECS[coll].rooted else [0]
-        for algo in [a for a in table if a != "hier"] + ["auto"]:
-            for root in roots:
-                # sizes 0, 1 and uneven; rooted collectives take one per root, in rotation
-                for blk in ((0, 1, 3) if len(roots) == 1 else ((0, 1, 3)[(root + case) % 3],)):
-                    dtype = DTYPES[case % len(DTYPES)]
-                    ops = FLOAT_OPS if dtype.is_floating_point else INT_OPS
-                    op = ops[case % len(ops)] if SPECS[coll].reduces else "sum"
-                    case += 1
-                    expected, out, kept = _call(comm, coll, algo, dtype, op, blk, root, case)
-                    if not (_same(expected, out, op) and kept):
-                        failures.append((coll, algo, str(dtype), op, root, blk))
+        if algo != "auto" and algo not in table:
+            continue
+        for root in roots:
+            # sizes 0, 1 and uneven; rooted collectives take one per root, in rotation
+            for blk in ((0, 1, 3) if len(roots) == 1 else ((0, 1, 3)[(root + case) % 3],)):
+                dtype = DTYPES[case % len(DTYPES)]
+                ops = FLOAT_OPS if dtype.is_floating_point else INT_OPS
+                op = ops[case % len(ops)] if SPECS[coll].reduces else "sum"
+                case += 1
+                expected, out, kept = _call(comm, coll, algo, dtype, op, blk, root, case)
+                if not (_same(expected, out, op) and kept):
+                    failures.append((coll, algo, str(dtype), op, root, blk))
     assert not failures, failures[:10]
 
 
@@ -130,7 +136,7 @@ def test_hierarchical_algorithms(world):
     for coll in ("allreduce", "allgather", "allgatherv", "reduce_scatter", "reduce_scatterv", "broadcast"):
         for root in (range(world.size) if coll == "broadcast" else [0]):
             algos = (("hier", "hier:ring/pipeline", "hier:mesh/star", "level0:NA;level1:ring") if coll == "broadcast"
-                     else ("hier", "hier:ring/rhd", "hier:mesh/nb", "level0:NA;level1:H-D_R"))
+                     else ("hier", "hier:ring/rhd", "hier:mesh/nb", "level0:NA;level1:H-D_R", "level0:NHR;level1:NHR"))
             for algo in algos:
                 expected, out, kept = _call(comm, coll, algo, torch.int32, "sum", 5, root, 1)
                 if not (_same(expected, out, "sum") and kept):
