@@ -17,7 +17,8 @@ import os
 
 from . import rendezvous as _rendezvous
 from . import timeline as _timeline_module
-from .backend import BACKEND_NAME, Options, ProcessGroupHcclSim, flush_p2p, register
+from .backend import (BACKEND_NAME, DistCollectiveError, DistCollectiveTimeout, Options, ProcessGroupHcclSim,
+                      flush_p2p, register)
 from .timeline import ComputeModel, StepReport, Timeline, report_at_exit, timeline
 
 register()
@@ -71,6 +72,6 @@ def communicator(group=None):
     return pg.comm
 
 
-__all__ = ["BACKEND_NAME", "Options", "ProcessGroupHcclSim", "ComputeModel", "StepReport", "Timeline", "configure",
+__all__ = ["BACKEND_NAME", "DistCollectiveError", "DistCollectiveTimeout", "Options", "ProcessGroupHcclSim", "ComputeModel", "StepReport", "Timeline", "configure",
            "step", "advance", "clock", "report", "summary", "communicator", "timeline", "report_at_exit",
            "flush_p2p"]

@@ -19,6 +19,7 @@ from torch._C._distributed_c10d import _create_work_from_future
 from torch.distributed.constants import default_pg_timeout
 
 from ..comm import Communicator
+from ..errors import CollectiveError, CollectiveTimeout
 from ..topology import Topology
 from . import timeline as _tl
 
@@ -60,6 +61,30 @@ def _completed(result) -> dist.Work:
     future = torch.futures.Future()
     future.set_result(result)
     return _create_work_from_future(future)
+
+
+class DistCollectiveError(dist.DistBackendError, CollectiveError):
+    """torch's backend error for ranks that disagree or invalid input (also a hccl_sim CollectiveError)."""
+
+
+class DistCollectiveTimeout(dist.DistBackendError, CollectiveTimeout):
+    """torch's backend error for a collective that timed out (also a hccl_sim CollectiveTimeout and a
+    TimeoutError); ``missing`` names the ranks it waited for."""
+
+    def __init__(self, exc: CollectiveTimeout):
+        dist.DistBackendError.__init__(self, str(exc))
+        self.missing = exc.missing
+
+
+def _as_torch_error(exc: Exception) -> Exception:
+    """hccl_sim's cross-rank errors as torch.distributed's DistBackendError, as the built-in backends raise."""
+    if isinstance(exc, dist.DistBackendError):
+        return exc
+    if isinstance(exc, CollectiveTimeout):
+        return DistCollectiveTimeout(exc)
+    if isinstance(exc, CollectiveError):
+        return DistCollectiveError(str(exc))
+    return exc
 
 
 def _numel(shape) -> int:
@@ -175,6 +200,8 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         try:
             record = method(*args, **kwargs)
             nbytes = record.nbytes
+        except (CollectiveError, CollectiveTimeout) as exc:
+            raise _as_torch_error(exc) from exc
         finally:
             timeline.leave(kind, start, self.comm.clock, nbytes)
         return record

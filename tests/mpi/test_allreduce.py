@@ -127,3 +127,48 @@ def test_avg_on_integers_is_refused(world):
     comm = Communicator(world)
     with pytest.raises(CollectiveError, match="avg"):
         comm.allreduce(torch.ones(3, dtype=torch.int32), op="avg")
+
+
+FAULTED = "atlas950-superpod|slow:npu0-npu1=0.25;down:npu2-npu3;straggler:npu1=3;late:npu0=5us;jitter=0.2us;seed=9"
+
+
+def test_faults_end_to_end_keep_results_right_and_cost_time(world):
+    """Degraded and failed (detoured) links, a straggler, a late NPU and jitter: every collective still
+    gives the torch reference on every rank; the modeled time equals the prediction and exceeds the
+    healthy network's."""
+    healthy = Communicator(world, topology="atlas950-superpod")
+    faulted = Communicator(world, topology=FAULTED)
+    p, r = world.size, world.rank
+    bad = []
+    for algo in ("ring", "rhd", "mesh", "auto"):
+        x = torch.arange(1000 * p, dtype=torch.float64) * (r + 1)
+        for comm in (healthy, faulted):
+            comm.sync_clocks()
+        a, b = x.clone(), x.clone()
+        t_healthy = healthy.allreduce(a, algo=algo).time
+        t_faulted = faulted.allreduce(b, algo=algo).time
+        want = torch.arange(1000 * p, dtype=torch.float64) * (p * (p + 1) // 2)
+        if not (torch.equal(a, want) and torch.equal(b, want)):
+            bad.append(f"allreduce {algo}: wrong result")
+        predicted = hccl_sim.predict("allreduce", x.numel(), p, topology=FAULTED, algo=algo, dtype=torch.float64).time
+        if t_faulted != predicted or (p > 1 and not t_faulted > t_healthy):
+            bad.append(f"allreduce {algo}: faulted {t_faulted} healthy {t_healthy} predicted {predicted}")
+    out = torch.empty(3 * p)
+    faulted.allgather(out, torch.full((3,), float(r)))
+    if not torch.equal(out, torch.arange(p).repeat_interleave(3).float()):
+        bad.append("allgather: wrong result")
+    assert not bad, bad
+
+
+def test_down_link_without_detour_fails_on_every_rank(world):
+    """A server's only uplink down: a collective that must cross it raises the same TopologyError on
+    every rank, naming the link, instead of hanging or delivering late data."""
+    comm = Communicator(world, topology="two-level:server=2|down:server:0:up")
+    if world.size == 1:  # nothing crosses the link
+        comm.allreduce(torch.ones(4))
+        return
+    with pytest.raises(ValueError, match="the server uplink of unit 0 is down and two-level offers no other path"):
+        comm.allreduce(torch.ones(4), algo="ring")
+    t = torch.ones(4)
+    Communicator(world, topology="two-level:server=2").allreduce(t)  # the job goes on
+    assert torch.equal(t, torch.full((4,), float(world.size)))

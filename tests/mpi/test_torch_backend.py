@@ -3,6 +3,9 @@
 Each test runs all its cases (sync and async) and collects mismatches, then asserts after the last
 collective call, so a failing rank never leaves the others waiting.
 """
+import time
+from datetime import timedelta
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -327,15 +330,41 @@ def test_bad_input_raises_everywhere(groups):
         dist.all_reduce(torch.ones(2), op=R.BAND, group=hccl)
     except Exception as exc:
         errors.append(str(exc))
+    mismatch = None
     try:  # only rank 0 passes a wrong size: every rank must raise, none may hang
         dist.all_reduce(torch.ones(5 if r == 0 else 4), group=hccl)
     except Exception as exc:
         errors.append(str(exc))
+        mismatch = exc
     ok = torch.ones(3)
     dist.all_reduce(ok, group=hccl)  # the group still works afterwards
     assert len(errors) == (3 if p > 1 else 2), errors
     assert "elements" in errors[0] and "BAND" in errors[1]
     assert torch.equal(ok, torch.full((3,), float(p)))
+    if p > 1:  # torch's backend error, as gloo and nccl raise, and still hccl_sim's
+        assert isinstance(mismatch, dist.DistBackendError) and isinstance(mismatch, hccl_sim.CollectiveError)
+
+
+def test_missing_rank_times_out_as_torchs_backend_error(groups):
+    """The last rank never joins an all_reduce on a group with a 2 s timeout: every other rank raises
+    torch's DistBackendError (a TimeoutError too) naming it, within the bound."""
+    p, r = dist.get_world_size(), dist.get_rank()
+    if p == 1:
+        pytest.skip("needs a rank to go missing")
+    group = dist.new_group(list(range(p)), timeout=timedelta(seconds=2))
+    error, start = None, time.monotonic()
+    if r != p - 1:
+        try:
+            dist.all_reduce(torch.ones(4), group=group)
+        except Exception as exc:
+            error = exc
+    elapsed = time.monotonic() - start
+    MPI.COMM_WORLD.Barrier()  # the missing rank waits here, so the group is left alone afterwards
+    if r != p - 1:
+        assert isinstance(error, dist.DistBackendError) and isinstance(error, TimeoutError), repr(error)
+        assert isinstance(error, hccl_torch.DistCollectiveTimeout) and error.missing == [p - 1]
+        assert f"timed out after 2 s waiting for rank(s) {p - 1}" in str(error)
+        assert 2.0 <= elapsed < 10.0
 
 
 def test_modeled_time_report(groups):
