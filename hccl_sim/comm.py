@@ -89,7 +89,7 @@ class Communicator:
         topology = topology if topology is not None else os.environ.get("HCCL_SIM_TOPOLOGY")
         placement = placement if placement is not None else os.environ.get("HCCL_SIM_PLACEMENT")
         self.model = NetworkModel(self.size, topology, placement)
-        self.algo = algo or os.environ.get("HCCL_SIM_ALGO") or "auto"
+        self.algo = algo or os.environ.get("HCCL_SIM_ALGO") or os.environ.get("HCCL_ALGO") or "auto"
         self.check = check
         self.clock = 0.0
         self.last: CallRecord | None = None

@@ -49,12 +49,14 @@ def _add_model(p):
     p.add_argument("-o", "--op", default="sum", help="sum prod max min avg (reducing collectives only)")
     p.add_argument("-r", "--root", type=int, default=0, help="root rank of rooted collectives, default 0")
     p.add_argument("--algo", default="auto",
-                   help="ring, tree, rhd, hier[:INTRA/INTER] or auto; several comma-separated to compare")
+                   help="auto (default: lowest modeled time), an algorithm (ring, rhd, nhr, nb, mesh, tree, dbtree, dring, "
+                        "pipeline, pairwise, star, hier[:INTRA/INTER]; see `hccl-sim algos`) or HCCL_ALGO syntax "
+                        "('level0:NA;level1:H-D_R'); several comma-separated to compare")
     p.add_argument("--topology", default=None, help="preset (flat, two-level, NAME:k=v,...) or a topology file")
     p.add_argument("--faults", default=None,
                    help="faults on the topology, ';'-separated: slow:LINK=F, down:LINK, straggler:NPU=F, late:NPU=TIME, "
                         "jitter=TIME, seed=N (LINK: npuA-npuB, LEVEL:UNIT[:up|down]); see hccl_sim/topology/faults.py")
-    p.add_argument("--placement", default=None, help="linear, spread, per-group:K, list:0,1,... or (under mpirun) hosts: "
+    p.add_argument("--placement", default=None, help="linear, spread, per-group:K[@LEVEL], list:0,1,... or (under mpirun) hosts: "
                    "one modeled server per MPI host")
     p.add_argument("--format", choices=("table", "hccl_test", "csv", "json"), default="table",
                    help="table (nccl-tests layout), hccl_test, csv or json on stdout")

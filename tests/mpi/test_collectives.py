@@ -206,3 +206,17 @@ def test_bad_input_is_named_on_every_rank(world):
     if world.size != 3:
         assert errors[1] and "output" in errors[1]
     assert errors[2] and ("counts" in errors[2] or "input" in errors[2])
+
+
+def test_hccl_algo_environment_variable(world, monkeypatch):
+    """HCCL's own HCCL_ALGO picks the algorithm when nothing else does: on one server, level1 names it
+    when level0 is NA; an operator it does not name keeps auto."""
+    monkeypatch.setenv("HCCL_ALGO", "allreduce=level0:NA;level1:H-D_R")
+    monkeypatch.delenv("HCCL_SIM_ALGO", raising=False)
+    comm = Communicator(world)
+    t = torch.ones(10)
+    got = comm.allreduce(t).algo
+    out = torch.empty(3 * world.size)
+    comm.allgather(out, torch.ones(3))  # not governed: auto
+    assert got == "rhd" and torch.equal(t, torch.full((10,), float(world.size)))
+    assert torch.equal(out, torch.ones(3 * world.size))

@@ -23,5 +23,5 @@ def build(min_npus=1, server=8, servers=None, intra_bw="392GB/s", intra_lat="0.6
             Level("top", count, "switch", parse_bandwidth(inter_bw), parse_time(inter_lat), float(oversub)),
         ),
         reduce_bandwidth=parse_rate(reduce_bw),
-        description=f"{count} servers of {k} NPUs",
+        description=f"{count} server{'s' if count != 1 else ''} of {k} NPUs",
     )
