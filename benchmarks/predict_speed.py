@@ -5,9 +5,8 @@
 Each case runs in a fresh subprocess: wall time of building the network model and predicting one call
 (imports excluded), and the subprocess's peak resident memory (ru_maxrss, which includes numpy and
 torch). Targets (issue 4, this 2-core machine): 8,192 NPUs < 1 s, 524,288 < 10 s, 1,000,000+ < 30 s,
-each < 4 GiB. Topologies: the presets atlas950-superpod / atlas950-supercluster /
-atlas960-supercluster when they exist, else a stand-in with the same NPU count (printed).
-Algorithms absent from the registry are skipped with a note.
+each < 4 GiB. Topologies: the presets atlas950-superpod (8,192), atlas950-supercluster (524,288) and
+atlas960-supercluster (1,006,720), or ``--topology`` for every scale.
 """
 import argparse
 import json
@@ -25,14 +24,9 @@ CHILD = r"""
 import json, resource, sys, time
 import hccl_sim
 from hccl_sim.executors.model import NetworkModel
-from hccl_sim.topology import Level, Topology, load_topology, PRESETS
-collective, algo, nranks, count, preset = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-if preset in PRESETS:
-    topology = load_topology(preset, nranks)
-else:  # stand-in: UB-Mesh-like board and rack meshes, pod and SuperPoD switches, a cluster switch on top
-    topology = Topology("stand-in", (Level("board", 8, "mesh", 400e9, 0.2e-6), Level("rack", 8, "mesh", 400e9, 0.2e-6),
-                                     Level("pod", 16, "switch", 800e9, 0.5e-6), Level("superpod", 8, "switch", 400e9, 1e-6),
-                                     Level("cluster", max(1, nranks // 8192), "switch", 200e9, 2e-6)))
+from hccl_sim.topology import load_topology
+collective, algo, nranks, count, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+topology = load_topology(spec, nranks)
 start = time.perf_counter()
 model = NetworkModel(nranks, topology)
 prediction = hccl_sim.predict(collective, count, nranks, algo=algo, model=model)
@@ -50,12 +44,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scales", default="8192,524288,1006720")
     parser.add_argument("--size", default="1G", help="bytes per call (fp32)")
+    parser.add_argument("--topology", default=None, help="one topology for every scale (default: the preset of that size)")
     parser.add_argument("--cases", default=None, help="comma-separated collective/algo, e.g. allreduce/ring")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--case-timeout", type=float, default=120, help="stop a case after this many seconds")
     args = parser.parse_args()
     from hccl_sim.algorithms import BUILDERS, split_algo
     from hccl_sim.algorithms.compact import COMPACT_BUILDERS
-    from hccl_sim.topology import PRESETS as known
     from hccl_sim.topology.units import parse_size
     count = parse_size(args.size) // 4
     cases = [tuple(c.split("/", 1)) for c in args.cases.split(",")] if args.cases else CASES
@@ -63,7 +58,9 @@ def main():
     print(f"{'collective':15s} {'algo':14s} {'ranks':>9s} {'topology':22s} {'wall_s':>8s} {'target':>7s} "
           f"{'peak_MiB':>9s} {'modeled_ms':>12s}  ok")
     for scale in (int(s) for s in args.scales.split(",")):
-        preset = PRESETS.get(scale, "")
+        preset = args.topology or PRESETS.get(scale)
+        if preset is None:
+            parser.error(f"no preset for {scale} NPUs; give --topology")
         for collective, algo in cases:
             name = split_algo(algo)[0]
             if name not in BUILDERS.get(collective, {}):
@@ -72,8 +69,13 @@ def main():
             if name not in COMPACT_BUILDERS.get(collective, {}):
                 print(f"{collective:15s} {algo:14s} {scale:9d} skipped: no compact schedule (only full ones, too slow here)")
                 continue
-            proc = subprocess.run([sys.executable, "-c", CHILD, collective, algo, str(scale), str(count),
-                                   preset if preset in known else ""], capture_output=True, text=True)
+            try:
+                proc = subprocess.run([sys.executable, "-c", CHILD, collective, algo, str(scale), str(count),
+                                       preset], capture_output=True, text=True, timeout=args.case_timeout)
+            except subprocess.TimeoutExpired:
+                print(f"{collective:15s} {algo:14s} {scale:9d} {preset:22s} >{args.case_timeout:7.0f} "
+                      f"{target_for(scale):7.0f}  (stopped)  NO", flush=True)
+                continue
             if proc.returncode:
                 print(f"{collective:15s} {algo:14s} {scale:9d} failed: {proc.stderr.strip().splitlines()[-1]}")
                 continue

@@ -269,3 +269,25 @@ def test_algorithms_without_compact_schedules_are_refused_at_scale_and_auto_pick
     with pytest.raises(ValueError, match="no compact schedule"):
         hccl_sim.predict("allreduce", 1 << 20, 1 << 17, topology=flat(1 << 17), algo="tree")
     assert hccl_sim.predict("allreduce", 1 << 20, 1 << 17, topology=flat(1 << 17), algo="auto").algo in ("ring", "rhd")
+
+
+def test_large_steps_start_flows_at_a_bounded_number_of_times(monkeypatch):
+    """Above ROUNDED_START_FLOWS flows, a step with many distinct start times runs as if each flow started
+    at the next of MAX_START_TIMES of them: the same finish times as that rounding done by hand, later
+    than (or equal to) the unrounded ones for the rounded flows."""
+    from hccl_sim.timing import stepwise
+    topo, p = two_level(64, 8), 64
+    src = np.arange(p)
+    dst = (src + 8) % p  # every flow crosses the top switch: they share links
+    routes = stepwise._StepRoutes(topo, src, dst)
+    start = np.arange(p) * 1e-7  # 64 distinct start times
+    nbytes = np.full(p, 1e6)
+    exact = stepwise._fluid(start, nbytes, routes)
+    monkeypatch.setattr(stepwise, "ROUNDED_START_FLOWS", 16)
+    rounded = stepwise._fluid(start, nbytes, routes)
+    edges = np.unique(start)[np.linspace(0, p - 1, stepwise.MAX_START_TIMES).round().astype(int)]
+    by_hand_start = edges[np.searchsorted(edges, start)]
+    monkeypatch.setattr(stepwise, "ROUNDED_START_FLOWS", 1 << 30)
+    by_hand = stepwise._fluid(by_hand_start, nbytes, routes)
+    assert np.array_equal(rounded, by_hand)
+    assert len(np.unique(by_hand_start)) == stepwise.MAX_START_TIMES and not np.array_equal(rounded, exact)

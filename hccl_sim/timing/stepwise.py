@@ -12,6 +12,11 @@ flows meet its links: rings and power-of-two RHD on uniform topologies, say). Wh
 apart (an RHD fold, uneven chunks), a fast rank's next-step flows would overlap a slow rank's
 current ones in the exact engine; here they do not.
 
+A step of more than 16,384 flows whose senders start at more than 8 distinct times (ranks that drifted
+apart: RHD's fold or NHR off powers of two, at scale) starts each flow at the next of 8 of those times
+(sorted, evenly spread, the last included): a bounded number of rate recomputations a step, at the
+price of flows starting up to one such interval late.
+
 Repeated steps (``Step.repeat = k``, compact schedules) run in lockstep: the first repetition starts
 from the ranks' clocks; every further one starts all the step's ranks together when the last of
 them finished the previous one, and adds the step's duration from a common start, computed once.
@@ -30,6 +35,12 @@ from ..algorithms.schedule import Schedule, Step
 from ..topology import Topology
 from .fairshare import _REL_TOL, progressive_filling
 
+
+
+# In a step of more than ROUNDED_START_FLOWS flows, flows start at no more than MAX_START_TIMES distinct
+# times: each start is rounded up to the next of that many spread over the step's sorted start times.
+ROUNDED_START_FLOWS = 1 << 14
+MAX_START_TIMES = 8
 
 
 class _StepRoutes:
@@ -75,6 +86,10 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
         return finish
     first_start = start[sending]
     starts = first_start[:1] if (first_start == first_start[0]).all() else np.unique(first_start)
+    if len(sending) > ROUNDED_START_FLOWS and len(starts) > MAX_START_TIMES:
+        # bound the rate recomputations: each flow starts at the next of MAX_START_TIMES start times
+        starts = starts[np.linspace(0, len(starts) - 1, MAX_START_TIMES).round().astype(np.int64)]
+        first_start = starts[np.searchsorted(starts, first_start)]
     remaining = nbytes.astype(np.float64)
     active = np.zeros(0, dtype=np.int64)
     now, next_start = starts[0], 0
