@@ -7,6 +7,7 @@ output, reduce-scatter's input, each rank's all-to-all buffer), and each rank's 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
@@ -97,22 +98,39 @@ def rank_data(rank: int, count: int, dtype: torch.dtype) -> torch.Tensor:
     return values.to(dtype)
 
 
-def reference(op: str, inputs: list[torch.Tensor]) -> torch.Tensor:
-    """The reduction of ``inputs`` with ``op``, computed by torch in float64/int64, cast back."""
-    dtype = inputs[0].dtype
+def reference(op: str, inputs) -> torch.Tensor:
+    """The reduction of ``inputs`` (any iterable of equal-size tensors) with ``op``, computed by torch in
+    float64/int64 one input at a time (memory of two inputs, however many ranks), cast back."""
+    it = iter(inputs)
+    first = next(it)
+    dtype = first.dtype
     wide = torch.float64 if dtype.is_floating_point else torch.int64
-    stacked = torch.stack([x.to(wide) for x in inputs])
-    if op in ("sum", "avg"):
-        out = stacked.sum(0)
-        if op == "avg":
-            out = out / len(inputs)
-    elif op == "prod":
-        out = stacked.prod(0)
-    elif op == "max":
-        out = stacked.max(0).values
-    else:
-        out = stacked.min(0).values
+    out, n = first.to(wide, copy=True), 1
+    combine = {"sum": torch.add, "avg": torch.add, "prod": torch.mul, "max": torch.maximum, "min": torch.minimum}[op]
+    for x in it:
+        combine(out, x.to(wide), out=out)
+        n += 1
+    if op == "avg":
+        out = out / n
     return out.to(dtype)
+
+
+class RankInputs(Sequence):
+    """Every rank's ``rank_data`` input, made when asked for: a rank checking a result holds a few
+    inputs at a time, not all p of them."""
+
+    def __init__(self, nranks: int, count: int, dtype: torch.dtype):
+        self.nranks, self.count, self.dtype = nranks, count, dtype
+
+    def __len__(self) -> int:
+        return self.nranks
+
+    def __getitem__(self, rank):
+        if isinstance(rank, slice):
+            return [self[r] for r in range(*rank.indices(self.nranks))]
+        if not 0 <= rank < self.nranks:
+            raise IndexError(f"rank {rank} of {self.nranks}")
+        return rank_data(rank, self.count, self.dtype)
 
 
 def expected_output(collective: str, rank: int, inputs: list[torch.Tensor], op: str = "sum", root: int = 0,
@@ -127,18 +145,18 @@ def expected_output(collective: str, rank: int, inputs: list[torch.Tensor], op: 
     if collective == "reduce":
         return reference(op, inputs) if rank == root else inputs[rank].clone()
     if collective in ("allgather", "allgatherv"):
-        return torch.cat(inputs)
+        return torch.cat(list(inputs))
     if collective in ("reduce_scatter", "reduce_scatterv"):
         sizes = counts if counts is not None else [inputs[0].numel() // p] * p
         return torch.split(reference(op, inputs), list(sizes))[rank].clone()
     if collective == "scatter":
         return torch.split(inputs[root], [inputs[root].numel() // p] * p)[rank].clone()
     if collective == "gather":
-        return torch.cat(inputs) if rank == root else None
+        return torch.cat(list(inputs)) if rank == root else None
     if collective in ("alltoall", "alltoallv"):
         if matrix is None:
             matrix = [[inputs[0].numel() // p] * p for _ in range(p)]
-        parts = [torch.split(inputs[i], list(matrix[i]))[rank] for i in range(p)]
+        parts = [torch.split(inputs[i], list(matrix[i]))[rank].clone() for i in range(p)]  # not views of p inputs
         return torch.cat(parts)
     if collective == "barrier":
         return None
@@ -159,15 +177,14 @@ class BenchCall:
         p, spec = self.nranks, SPECS[self.collective]
         block = self.count // p
         if self.collective in ("allreduce", "broadcast", "reduce"):
-            self.inputs = [rank_data(r, self.count, self.dtype) for r in range(p)]
-        elif self.collective == "scatter":
-            self.inputs = [rank_data(r, block * p, self.dtype) for r in range(p)]
-        elif spec.blocked and self.collective not in ("reduce_scatter", "reduce_scatterv"):
-            self.inputs = [rank_data(r, block, self.dtype) for r in range(p)]
+            n = self.count
         elif self.collective == "barrier":
-            self.inputs = [torch.empty(0, dtype=self.dtype) for _ in range(p)]
-        else:  # reduce-scatter and all-to-all: p blocks in
-            self.inputs = [rank_data(r, block * p, self.dtype) for r in range(p)]
+            n = 0
+        elif spec.blocked and self.collective not in ("reduce_scatter", "reduce_scatterv", "scatter"):
+            n = block
+        else:  # reduce-scatter, scatter and all-to-all: p blocks in
+            n = block * p
+        self.inputs = RankInputs(p, n, self.dtype)
         self.counts = [block] * p
 
     @property
