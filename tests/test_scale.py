@@ -287,7 +287,30 @@ def test_large_steps_start_flows_at_a_bounded_number_of_times(monkeypatch):
     rounded = stepwise._fluid(start, nbytes, routes)
     edges = np.unique(start)[np.linspace(0, p - 1, stepwise.MAX_START_TIMES).round().astype(int)]
     by_hand_start = edges[np.searchsorted(edges, start)]
-    monkeypatch.setattr(stepwise, "ROUNDED_START_FLOWS", 1 << 30)
-    by_hand = stepwise._fluid(by_hand_start, nbytes, routes)
+    by_hand = stepwise._fluid(by_hand_start, nbytes, routes)  # MAX_START_TIMES starts: none rounded
     assert np.array_equal(rounded, by_hand)
     assert len(np.unique(by_hand_start)) == stepwise.MAX_START_TIMES and not np.array_equal(rounded, exact)
+
+
+def test_large_steps_finish_flows_in_a_bounded_number_of_events(monkeypatch):
+    """Above ROUNDED_START_FLOWS flows, flows finishing within 1/MAX_FINISH_EVENTS of the spread of
+    times left finish together with the first: each at its own time at the rates then, the others
+    not sped up meanwhile. On links shared equally that is no earlier than exact, and close to it."""
+    from hccl_sim.timing import stepwise
+    topo, p = two_level(64, 8), 64
+    src = np.arange(p)
+    routes = stepwise._StepRoutes(topo, src, (src + 8) % p)  # 8 flows share each server's uplink
+    start = np.zeros(p)
+    nbytes = 1e6 * (1 + np.arange(p) / p)  # 64 distinct sizes: 64 finish events, exactly
+    calls = []
+    rates = stepwise._StepRoutes.rates
+    monkeypatch.setattr(stepwise._StepRoutes, "rates", lambda self, *a: calls.append(1) or rates(self, *a))
+    exact = stepwise._fluid(start, nbytes, routes)
+    exact_calls = len(calls)
+    monkeypatch.setattr(stepwise, "ROUNDED_START_FLOWS", 16)
+    calls.clear()
+    batched = stepwise._fluid(start, nbytes, routes)
+    assert exact_calls == p and len(calls) <= 16, len(calls)
+    assert (batched >= exact * (1 - 1e-12)).all() and not np.array_equal(batched, exact)
+    assert np.abs(batched / exact - 1).max() < 0.1  # a flow finishing mid-step: up to ~5% late here
+    assert batched.max() / exact.max() - 1 < 0.01  # the step's end, which sets the ranks' clocks

@@ -94,6 +94,38 @@ def test_max_min_hand_calculation():
     assert max_min_rates(routes, np.array([10.0, 4.0])).tolist() == [8.0, 2.0, 2.0]
 
 
+def _water_filling(routes, capacity):
+    """Textbook max-min: raise every unfrozen flow's rate together until a link fills, freeze its flows."""
+    cap, rate, frozen = capacity.astype(float), np.zeros(len(routes)), np.zeros(len(routes), bool)
+    while not frozen.all():
+        users = np.array([sum(1 for f, r in enumerate(routes) if not frozen[f] and l in r) for l in range(len(cap))])
+        share = np.where(users > 0, cap / np.maximum(users, 1), np.inf)
+        fair = share.min()
+        for f, r in enumerate(routes):
+            if not frozen[f]:
+                rate[f] += fair
+        cap = cap - fair * users
+        for f, r in enumerate(routes):
+            if not frozen[f] and any(cap[l] <= 1e-9 * capacity[l] for l in r if l >= 0):
+                frozen[f] = True
+    return rate
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_max_min_matches_textbook_water_filling(seed):
+    """The fair-share routine freezes every locally tightest link in one round: the same rates as
+    raising all rates together one bottleneck at a time, on random routes and capacities."""
+    rng = np.random.default_rng(seed)
+    nlinks, nflows = int(rng.integers(2, 12)), int(rng.integers(1, 30))
+    capacity = rng.choice([1.0, 2.0, 3.0, 5.0, 10.0], size=nlinks) * rng.uniform(0.5, 2.0, nlinks)
+    routes = np.full((nflows, 4), -1)
+    for f in range(nflows):
+        hops = rng.choice(nlinks, size=int(rng.integers(1, min(4, nlinks) + 1)), replace=False)
+        routes[f, :len(hops)] = hops
+    got = max_min_rates(routes, capacity)
+    assert got == pytest.approx(_water_filling(routes, capacity), rel=1e-9)
+
+
 def test_flow_speeds_up_when_competitor_finishes():
     # one NPU sends 1 MB and 3 MB at once over its uplink: both at BW/2 until the first ends at 2 MB/BW,
     # then the second has the whole link for its last 1 MB.

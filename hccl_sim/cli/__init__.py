@@ -6,6 +6,7 @@ K/M/G, -f factor or -i step, -o op, -d dtype, -r root, -n iterations, -w warmup,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..topology.units import parse_size
@@ -131,6 +132,9 @@ def main(argv=None) -> int:
     except (ValueError, KeyError) as exc:
         print(f"hccl-sim: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

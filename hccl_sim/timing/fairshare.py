@@ -10,7 +10,10 @@ _REL_TOL = 1e-12  # shares (and finish times) this close, relative, count as equ
 
 def progressive_filling(link: np.ndarray, flow: np.ndarray, nflows: int, capacity: np.ndarray) -> np.ndarray:
     """Max-min fair rates. Routes come as (link, flow) entries, one per hop, with links numbered
-    0..len(capacity)-1, so a round is a few bincounts over the hops of the flows still unfrozen."""
+    0..len(capacity)-1. A round freezes, at once, the flows of every link whose fair share is no larger
+    than that of any link its flows cross (raising all rates together, such a link fills first whatever
+    the others do), so rounds are few even where shares are many; a round is a few bincounts over the
+    hops of the flows still unfrozen."""
     nlinks = len(capacity)
     cap = capacity.astype(np.float64)
     rate = np.zeros(nflows)
@@ -18,12 +21,16 @@ def progressive_filling(link: np.ndarray, flow: np.ndarray, nflows: int, capacit
         users = np.bincount(link, minlength=nlinks)
         share = np.full(nlinks, math.inf)
         np.divide(cap, users, out=share, where=users > 0)
-        fair = share.min()
+        hop_share = share[link]
+        flow_min = np.full(nflows, math.inf)  # each flow's tightest share
+        np.minimum.at(flow_min, flow, hop_share)
+        not_bottleneck = np.zeros(nlinks, dtype=bool)  # links a flow crosses with a tighter share elsewhere
+        not_bottleneck[link[hop_share > flow_min[flow] * (1 + _REL_TOL)]] = True
         hit = np.zeros(nflows, dtype=bool)
-        hit[flow[share[link] <= fair * (1 + _REL_TOL)]] = True  # flows crossing a bottleneck link
-        rate[hit] = fair
+        hit[flow[~not_bottleneck[link]]] = True  # flows crossing a bottleneck link
+        rate[hit] = flow_min[hit]
         frozen = hit[flow]
-        cap = np.maximum(cap - fair * np.bincount(link[frozen], minlength=nlinks), 0.0)
+        cap = np.maximum(cap - np.bincount(link[frozen], weights=rate[flow[frozen]], minlength=nlinks), 0.0)
         link, flow = link[~frozen], flow[~frozen]
     return rate
 
