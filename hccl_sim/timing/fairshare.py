@@ -12,8 +12,8 @@ def progressive_filling(link: np.ndarray, flow: np.ndarray, nflows: int, capacit
     """Max-min fair rates. Routes come as (link, flow) entries, one per hop, with links numbered
     0..len(capacity)-1. A round freezes, at once, the flows of every link whose fair share is no larger
     than that of any link its flows cross (raising all rates together, such a link fills first whatever
-    the others do), so rounds are few even where shares are many; a round is a few bincounts over the
-    hops of the flows still unfrozen."""
+    the others do), so rounds are few even where shares are many; a round is a few bincounts and one
+    scatter-min over the hops of the flows still unfrozen."""
     nlinks = len(capacity)
     cap = capacity.astype(np.float64)
     rate = np.zeros(nflows)
