@@ -125,9 +125,7 @@ class RankInputs(Sequence):
     def __len__(self) -> int:
         return self.nranks
 
-    def __getitem__(self, rank):
-        if isinstance(rank, slice):
-            return [self[r] for r in range(*rank.indices(self.nranks))]
+    def __getitem__(self, rank: int) -> torch.Tensor:
         if not 0 <= rank < self.nranks:
             raise IndexError(f"rank {rank} of {self.nranks}")
         return rank_data(rank, self.count, self.dtype)

@@ -101,9 +101,7 @@ def _water_filling(routes, capacity):
         users = np.array([sum(1 for f, r in enumerate(routes) if not frozen[f] and l in r) for l in range(len(cap))])
         share = np.where(users > 0, cap / np.maximum(users, 1), np.inf)
         fair = share.min()
-        for f, r in enumerate(routes):
-            if not frozen[f]:
-                rate[f] += fair
+        rate[~frozen] += fair
         cap = cap - fair * users
         for f, r in enumerate(routes):
             if not frozen[f] and any(cap[l] <= 1e-9 * capacity[l] for l in r if l >= 0):

@@ -98,16 +98,15 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
         first_start = starts[np.searchsorted(starts, first_start)]
     remaining = nbytes.astype(np.float64)
     active = np.zeros(0, dtype=np.int64)
-    hop_link, hop_flow = np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)  # the active flows' hops
+    is_active = np.zeros(routes.nflows, dtype=bool)
+    hop_link, hop_flow = routes.hops(is_active)  # the active flows' hops
     now, next_start = starts[0], 0
     while len(active) or next_start < len(starts):
         if next_start < len(starts) and starts[next_start] <= now:
             joining = sending if len(starts) == 1 else sending[first_start == starts[next_start]]
             active = np.concatenate([active, joining])
-            mask = np.zeros(routes.nflows, dtype=bool)
-            mask[joining] = True
-            link, flow = routes.hops(mask)
-            hop_link, hop_flow = np.concatenate([hop_link, link]), np.concatenate([hop_flow, flow])
+            is_active[joining] = True
+            hop_link, hop_flow = routes.hops(is_active)
             next_start += 1
             continue
         if not len(active):  # idle until the next flow starts
@@ -118,19 +117,16 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
         first = left.min()
         until = starts[next_start] if next_start < len(starts) else math.inf
         if now + first <= until:  # the earliest flows finish before anyone else starts
-            done = left <= first * (1 + _REL_TOL)
-            elapsed, done_at = first, now + first
+            last = first * (1 + _REL_TOL)
             if batched:  # also those finishing within 1/MAX_FINISH_EVENTS of the spread left, at their own times
-                done = left <= max(first * (1 + _REL_TOL),
-                                   min(first + (left.max() - first) / MAX_FINISH_EVENTS, until - now))
-                elapsed = left[done].max()
-                done_at = now + left[done]
-            finish[active[done]] = done_at
+                last = max(last, min(first + (left.max() - first) / MAX_FINISH_EVENTS, until - now))
+            done = left <= last
+            elapsed = left[done].max() if batched else first
+            finish[active[done]] = now + (left[done] if batched else first)
             remaining[active] -= rate * elapsed
             now = now + elapsed
-            ended = np.zeros(routes.nflows, dtype=bool)
-            ended[active[done]] = True
-            kept = ~ended[hop_flow]
+            is_active[active[done]] = False
+            kept = is_active[hop_flow]
             hop_link, hop_flow = hop_link[kept], hop_flow[kept]
             active = active[~done]
         else:
