@@ -1,16 +1,29 @@
-"""Element types and reduce operations the collectives accept, with the names users type."""
+"""Element types and reduce operations the collectives accept, with the names users type.
+
+The names are nccl-tests' (``-d int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3
+f8e5m2``, nccl-tests/src/common.cu ``test_typenames``) and ours (fp32, bf16, ...). Every dtype moves
+through every collective; a reduction needs torch to compute it on CPU (``check_reducible``).
+"""
 from __future__ import annotations
+
+from functools import lru_cache
 
 import torch
 
-# name -> torch dtype; the order gives each a stable code for the cross-rank header
+# name -> torch dtype; the order gives each a stable code for the cross-rank header (append only)
 DTYPES = {
     "fp32": torch.float32, "fp64": torch.float64, "fp16": torch.float16, "bf16": torch.bfloat16,
     "int8": torch.int8, "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
+    "uint32": torch.uint32, "uint64": torch.uint64,
 }
+for _name, _attr in (("fp8_e4m3", "float8_e4m3fn"), ("fp8_e5m2", "float8_e5m2")):
+    if hasattr(torch, _attr):  # torch >= 2.1
+        DTYPES[_name] = getattr(torch, _attr)
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
     "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",
+    "f8e4m3": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e4m3": "fp8_e4m3",
+    "f8e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2", "e5m2": "fp8_e5m2",
 }
 DTYPE_CODES = {dtype: code for code, dtype in enumerate(DTYPES.values())}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
@@ -36,10 +49,41 @@ def check_dtype(dtype: torch.dtype) -> None:
 
 
 def check_op(op: str, dtype: torch.dtype) -> None:
+    """The op's name; any dtype may be named with it (``check_reducible`` says whether torch computes it).
+    avg on integers is NCCL's: the sum divided by the rank count, truncated toward zero."""
     if op not in OP_CODES:
         raise UnsupportedError(f"reduce op {op!r} is not supported (supported: {', '.join(OPS)})")
-    if op == "avg" and not dtype.is_floating_point:
-        raise UnsupportedError(f"reduce op 'avg' needs a floating dtype, got {DTYPE_NAMES.get(dtype, dtype)}")
+
+
+def check_reducible(op: str, dtype: torch.dtype) -> None:
+    """Raise UnsupportedError naming the dtype when torch cannot compute ``op`` on it on CPU (uint32 and
+    uint64 add, for instance), or when the result would not be right: fp8 would round after every
+    step, where NPUs accumulate in a wider type."""
+    check_op(op, dtype)
+    problem = _reduce_problem(op, dtype)
+    if problem:
+        raise UnsupportedError(f"reduce op {op!r} on {DTYPE_NAMES.get(dtype, dtype)}: {problem}")
+
+
+@lru_cache(maxsize=None)
+def _reduce_problem(op: str, dtype: torch.dtype) -> str:
+    if dtype.is_floating_point and dtype.itemsize == 1:
+        return "fp8 reductions are not emulated (use them with allgather, broadcast, alltoall, ...)"
+    try:  # ask torch itself: what it cannot do on CPU raises here
+        x = torch.ones(2, dtype=dtype)
+        reducer(op)(x, torch.ones(2, dtype=dtype))
+        if op == "avg":
+            average(x, 2)
+    except (RuntimeError, NotImplementedError, TypeError) as exc:
+        return f"torch cannot compute it on CPU ({str(exc).splitlines()[0]})"
+    return ""
+
+
+def average(tensor: torch.Tensor, nranks: int) -> torch.Tensor:
+    """Finish an avg in place: divide the sum by the rank count (integers: truncated toward zero, as NCCL)."""
+    if tensor.dtype.is_floating_point or tensor.dtype.is_complex:
+        return tensor.div_(nranks)
+    return tensor.div_(nranks, rounding_mode="trunc")
 
 
 def reducer(op: str):

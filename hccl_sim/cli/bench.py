@@ -13,14 +13,16 @@ from mpi4py import MPI
 
 from ..collectives import SPECS, BenchCall
 from ..comm import Communicator
-from ..dtypes import check_op, dtype_from_name
-from . import algos_from, sizes_from
+from ..algorithms.selection import algo_source
+from ..dtypes import UnsupportedError, check_op, check_reducible, dtype_from_name
+from ..topology.units import parse_size
+from . import algos_from, dtypes_from, ops_from, sizes_from
 from .cases import Case, case_row, failed_row, figures, host_placement, rooted
-from .predict import COLUMNS
-from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, render, versions,
+from .predict import FILE_ROW_COLUMNS
+from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
                      write_results)
 
-BENCH_COLUMNS = COLUMNS + ["wall_time_us", "wrong"]
+BENCH_COLUMNS = FILE_ROW_COLUMNS + ["wrong", "wall_time_us"]
 
 
 def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks: int) -> dict:
@@ -33,6 +35,8 @@ def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks
     bench = BenchCall(case.collective, comm.rank, comm.size, case.count, dtype, case.root if rooted(spec) else 0)
     count, root = bench.work_count, bench.root
     try:
+        if spec.reduces:
+            check_reducible(case.op, dtype)  # e.g. a sweep's uint32 sum: the row says torch cannot
         algo = comm.model.resolve(case.collective, case.algo, count, dtype.itemsize, root=root)
         comm.model.schedule(case.collective, algo, count, root=root)
     except ValueError as exc:  # decided by the model alone, so identically on every rank
@@ -71,18 +75,31 @@ def mpi_placement(spec, world, topology):
 def run(args) -> int:
     if args.collective not in SPECS:
         raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
-    spec, dtype = SPECS[args.collective], dtype_from_name(args.datatype)
-    if spec.reduces:
-        check_op(args.op, dtype)
+    spec = SPECS[args.collective]
+    dtypes, ops = dtypes_from(args), ops_from(args, spec.reduces)
+    everything = "all" in (args.datatype, args.op)
+    combos = []
+    for name in dtypes:
+        for op in ops:
+            if spec.reduces:
+                check_op(op, dtype_from_name(name))
+                try:
+                    check_reducible(op, dtype_from_name(name))
+                except UnsupportedError:
+                    if not everything:  # asked for by name: an error; "all": the combinations that run
+                        raise
+                    continue
+            dtype_from_name(name)
+            combos.append((name, op))
     if args.seed is not None:
         torch.manual_seed(args.seed)
+    topology, placement = args.topology or "flat", args.placement or "linear"
+    cases = [Case(args.collective, size, name, op, args.root, algo, topology, placement, MPI.COMM_WORLD.size)
+             for name, op in combos for size in sizes_from(args) for algo in algos_from(args)]
+    for case in cases:
+        case.validate(algo_source(args.algo))
     comm = Communicator(MPI.COMM_WORLD, topology=args.topology,
                         placement=mpi_placement(args.placement, MPI.COMM_WORLD, args.topology))
-    topology, placement = args.topology or "flat", args.placement or "linear"
-    cases = [Case(args.collective, size, args.datatype, args.op, args.root, algo, topology, placement, comm.size)
-             for size in sizes_from(args) for algo in algos_from(args)]
-    for case in cases:
-        case.validate()
     rows = []
     for case in cases:
         row = case_row(case, "emulated", args.iters, args.warmup_iters, args.check, args.seed)
@@ -97,14 +114,16 @@ def run(args) -> int:
         if args.output:
             write_results(args.output, rows, _config(args, comm, meta))
         print(_render(args, comm, rows, meta))
-    return 0
+    # as nccl-tests: a failed check (or here a case that could not run) is a failed run
+    failed = any(not_ok(r) or (r.get("wrong") not in ("", None) and int(r["wrong"]) > 0) for r in rows)
+    return 1 if failed else 0
 
 
 def _render(args, comm, rows, meta) -> str:
     if args.format == "table":
         header = (f"hccl-sim bench {args.collective}: {comm.size} ranks, topology {args.topology or 'flat'} "
-                  f"({comm.topology.name}), placement {args.placement or 'linear'}, minBytes {rows[0]['size_bytes']} "
-                  f"maxBytes {rows[-1]['size_bytes']} step: "
+                  f"({comm.topology.name}), placement {args.placement or 'linear'}, minBytes {parse_size(args.minbytes)} "
+                  f"maxBytes {parse_size(args.maxbytes)} step: "
                   + (f"{args.stepfactor:g}(factor)" if args.stepfactor else f"{args.stepbytes}(bytes)")
                   + f" warmup iters: {args.warmup_iters} iters: {args.iters} validation: {args.check}"
                   + f"\n# hccl_sim {meta['hccl_sim_version']}, torch {meta['torch_version']}, "
@@ -112,7 +131,8 @@ def _render(args, comm, rows, meta) -> str:
                   + "\n# time, algbw and busbw are modeled; wall is the host's time per call (slowest rank)")
         return nccl_tests_table(rows, header)
     if args.format == "hccl_test":
-        return hccl_test_table(rows, rows[0]["size_bytes"], rows[-1]["size_bytes"], args.iters, args.warmup_iters)
+        return hccl_test_table(rows, parse_size(args.minbytes), parse_size(args.maxbytes), args.iters,
+                               args.warmup_iters)
     columns = BENCH_COLUMNS if args.format != "json" else FILE_COLUMNS
     return render(rows, args.format, columns)
 

@@ -6,7 +6,7 @@
 The file (every field optional; a single value stands for a one-element list)::
 
     collectives: [allreduce]                      # nccl-tests' ops
-    algos: [ring, rhd, auto]
+    algos: [ring, rhd, auto]                      # or HCCL_ALGO syntax; default $HCCL_SIM_ALGO, $HCCL_ALGO, auto
     sizes: {min: 1K, max: 64M, factor: 4}         # or {min, max, step}, or a list [8K, 1M]
     dtypes: [fp32]
     reduce_ops: [sum]                             # only for collectives that reduce
@@ -36,6 +36,7 @@ import os
 import sys
 import time
 
+from ..algorithms.selection import default_algo
 from ..topology.units import parse_size
 from .cases import Case, case_row, predicted_row, rooted
 from .report import FILE_COLUMNS, file_format, versions
@@ -78,7 +79,7 @@ def load_sweep(path: str) -> dict:
         raise SweepError(f"sweep file {path!r}: unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
     sweep = {}
     for field, (default, kind) in FIELDS.items():
-        value = data.get(field, default)
+        value = data.get(field, [default_algo()] if field == "algos" else default)
         where = f"sweep file {path!r}: {field}"
         sweep[field] = _field(value, kind, where)
     sweep["sizes"] = _sizes(data.get("sizes", DEFAULT_SIZES), f"sweep file {path!r}: sizes")

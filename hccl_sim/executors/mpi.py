@@ -70,9 +70,10 @@ def as_bytes(tensor: torch.Tensor) -> np.ndarray:
 
 
 class MPIExecutor:
-    def __init__(self, comm: MPI.Comm, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, comm: MPI.Comm, timeout: float = DEFAULT_TIMEOUT, notices=None):
         self.comm = comm
         self.timeout = timeout
+        self.notices = notices  # a notices.FailureNotices every wait polls, or None
         self._plans: dict = {}
         self._scratch: torch.Tensor | None = None
 
@@ -107,7 +108,7 @@ class MPIExecutor:
         for st in steps:
             reqs = [comm.Irecv([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.recvs]
             reqs += [comm.Isend([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.sends]
-            wait_all(reqs, st.peers, self.timeout, what)
+            wait_all(reqs, st.peers, self.timeout, what, self.notices)
             for t, b, o, count in st.reduces:
                 combine(buffers[b][o:o + count], tmp[t:t + count])
             for t, b, o, count in st.staged:
