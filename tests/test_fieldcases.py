@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+import hccl_sim
 from hccl_sim import NetworkModel
 from hccl_sim.algorithms import selection
 from hccl_sim.cli import ALGO_HELP, build_parser, dtypes_from, main, ops_from
@@ -59,6 +60,7 @@ def test_the_environment_names_the_default_algorithm(no_algo_env):
     assert selection.default_algo() == HCCL_SYNTAX and selection.default_algo("ring") == "ring"
     no_algo_env.setenv("HCCL_SIM_ALGO", "nhr")  # ours wins when both are set
     assert selection.default_algo() == "nhr"
+    assert hccl_sim.predict("allreduce", 1 << 20, 8).algo == "nhr"  # the Python predict, as the Communicator
     assert "HCCL_SIM_ALGO='nhr'" in selection.algo_source()
 
 
@@ -106,6 +108,9 @@ def test_nccl_tests_dtype_and_op_names():
     for name in ("int8", "uint8", "int32", "uint32", "int64", "uint64", "half", "float16", "float", "float32",
                  "double", "float64", "bfloat16", "f8e4m3", "f8e5m2"):
         dtype_from_name(name)
+    sub = build_parser()._subparsers._group_actions[0].choices
+    dtype_help = next(a.help for a in sub["bench"]._actions if "-d" in a.option_strings)
+    assert all(name in dtype_help.split() for name in DTYPES)
     args = build_parser().parse_args(["predict", "allreduce", "-d", "all", "-o", "all"])
     assert dtypes_from(args) == list(DTYPES) and ops_from(args, True) == ["sum", "prod", "max", "min", "avg"]
     assert ops_from(args, False) == ["sum"]  # one row for a collective that does not reduce

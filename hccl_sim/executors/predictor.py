@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..algorithms import selection
 from .model import NetworkModel
 
 
@@ -25,7 +26,8 @@ def predict(collective: str, count: int, nranks: int, topology=None, placement=N
             counts=None) -> Prediction:
     """Modeled time of one call with every rank entering at the same time. ``count`` is the working
     buffer's elements (nccl-tests' count: allgather's output, reduce-scatter's input); ``counts`` the
-    per-rank blocks of a v-variant (a p x p matrix for alltoallv)."""
+    per-rank blocks of a v-variant (a p x p matrix for alltoallv). ``algo`` None: $HCCL_SIM_ALGO,
+    $HCCL_ALGO, else auto, as the Communicator."""
     from ..dtypes import DTYPE_NAMES, check_dtype
     check_dtype(dtype)
     model = model or NetworkModel(nranks, topology, placement)
@@ -38,7 +40,7 @@ def predict(collective: str, count: int, nranks: int, topology=None, placement=N
         else:
             shape["blocks"] = tuple(int(x) for x in counts)
             count = sum(shape["blocks"])
-    resolved = model.resolve(collective, algo, count, itemsize, **shape)
+    resolved = model.resolve(collective, selection.default_algo(algo), count, itemsize, **shape)
     result = model.time(collective, resolved, count, itemsize, **shape)
     return Prediction(collective, resolved, nranks, count, DTYPE_NAMES[dtype], count * itemsize, result.time,
                       model.topology.name)
