@@ -216,10 +216,8 @@ class Communicator:
         spec = SPECS[collective]
         root = root if spec.rooted else -1
         counts, recv_counts, error = _integer_counts(collective, self.size, counts, recv_counts)
-        if not error:
-            error, count, dtype = self._check(collective, output, input, op, root, counts, recv_counts)
-        else:
-            count, dtype = -1, None
+        error, count, dtype = (error, -1, None) if error else \
+            self._check(collective, output, input, op, root, counts, recv_counts)
         headers = self._exchange(collective, algo, count, dtype, op, root, error)
         entry = headers[:, 0]
         blocks = matrix = None

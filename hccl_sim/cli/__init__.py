@@ -67,6 +67,29 @@ def algos_from(args) -> list[str]:
     return list(dict.fromkeys(algos))
 
 
+def combinations(args, reduces: bool, emulated: bool) -> list[tuple[str, str]]:
+    """(dtype, op) pairs of -d and -o, each name checked. ``emulated``: a reduction torch cannot compute
+    on CPU is an error when named, and left out when it comes from ``all`` (nccl-tests' -d/-o all run
+    what the library supports)."""
+    from ..dtypes import UnsupportedError, check_op, check_reducible, dtype_from_name
+    everything = "all" in (args.datatype, args.op)
+    pairs = []
+    for name in dtypes_from(args):
+        dtype = dtype_from_name(name)
+        for op in ops_from(args, reduces):
+            if reduces:
+                check_op(op, dtype)
+                try:
+                    if emulated:
+                        check_reducible(op, dtype)
+                except UnsupportedError:
+                    if not everything:
+                        raise
+                    continue
+            pairs.append((name, op))
+    return pairs
+
+
 def dtypes_from(args) -> list[str]:
     """-d: one dtype, several comma-separated, or ``all`` (nccl-tests' -d all: every dtype)."""
     from ..dtypes import DTYPES  # torch: only when a command needs it

@@ -11,12 +11,12 @@ import time
 import torch
 from mpi4py import MPI
 
+from ..algorithms.selection import algo_source
 from ..collectives import SPECS, BenchCall
 from ..comm import Communicator
-from ..algorithms.selection import algo_source
-from ..dtypes import UnsupportedError, check_op, check_reducible, dtype_from_name
+from ..dtypes import check_reducible
 from ..topology.units import parse_size
-from . import algos_from, dtypes_from, ops_from, sizes_from
+from . import algos_from, combinations, sizes_from
 from .cases import Case, case_row, failed_row, figures, host_placement, rooted
 from .predict import FILE_ROW_COLUMNS
 from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
@@ -75,22 +75,7 @@ def mpi_placement(spec, world, topology):
 def run(args) -> int:
     if args.collective not in SPECS:
         raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
-    spec = SPECS[args.collective]
-    dtypes, ops = dtypes_from(args), ops_from(args, spec.reduces)
-    everything = "all" in (args.datatype, args.op)
-    combos = []
-    for name in dtypes:
-        for op in ops:
-            if spec.reduces:
-                check_op(op, dtype_from_name(name))
-                try:
-                    check_reducible(op, dtype_from_name(name))
-                except UnsupportedError:
-                    if not everything:  # asked for by name: an error; "all": the combinations that run
-                        raise
-                    continue
-            dtype_from_name(name)
-            combos.append((name, op))
+    combos = combinations(args, SPECS[args.collective].reduces, emulated=True)
     if args.seed is not None:
         torch.manual_seed(args.seed)
     topology, placement = args.topology or "flat", args.placement or "linear"

@@ -6,11 +6,11 @@ topology file) is predicted whole, and the header says so.
 """
 from __future__ import annotations
 
+from ..algorithms.selection import algo_source
 from ..collectives import SPECS
-from ..dtypes import check_op, dtype_from_name
 from ..executors.model import NetworkModel
 from ..topology.units import parse_size
-from . import algos_from, dtypes_from, ops_from, sizes_from
+from . import algos_from, combinations, sizes_from
 from .cases import Case, case_row, predicted_row
 from .report import CONFIG_COLUMNS, FIGURE_COLUMNS, render
 
@@ -41,16 +41,11 @@ def run(args) -> int:
     if args.ranks is not None and args.ranks < 1:
         raise ValueError(f"--ranks must be >= 1, got {args.ranks}")
     ranks, whole = (args.ranks, False) if args.ranks is not None else default_ranks(args.topology)
-    dtypes, ops = dtypes_from(args), ops_from(args, spec.reduces)
-    for name in dtypes:
-        for op in ops if spec.reduces else ():
-            check_op(op, dtype_from_name(name))
-        dtype_from_name(name)
+    combos = combinations(args, spec.reduces, emulated=False)  # no data: every dtype and op is timed
     sizes = [parse_size(s) for s in args.size.split(",")] if args.size else sizes_from(args)
-    from ..algorithms.selection import algo_source
     topology, placement = args.topology or "flat", args.placement or "linear"
     cases = [Case(args.collective, size, dtype, op, args.root, algo, topology, placement, ranks)
-             for dtype in dtypes for op in ops for size in sizes for algo in algos_from(args)]
+             for dtype, op in combos for size in sizes for algo in algos_from(args)]
     for case in cases:
         case.validate(algo_source(args.algo))
     model = NetworkModel(ranks, args.topology, args.placement)
