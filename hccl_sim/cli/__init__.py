@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write every figure and the configuration to this file (rank 0 only)")
     bench.add_argument("--seed", type=int, default=None, help="seed torch's RNG on every rank; recorded in files")
     bench.add_argument("--trace", default=None, metavar="FILE.json",
-                       help="write the modeled timeline of one call (last size and algorithm) as a Chrome trace")
+                       help="write the modeled timeline of one call (the last case that ran) as a Chrome trace")
 
     sweep = sub.add_parser("sweep", help="run a grid of cases from a YAML/TOML file; resumable")
     sweep.add_argument("file", help="sweep file (see hccl_sim/cli/sweep.py for its fields)")

@@ -90,8 +90,9 @@ def run(args) -> int:
         row = case_row(case, "emulated", args.iters, args.warmup_iters, args.check, args.seed)
         row.update(measured_row(comm, case, args.iters, args.warmup_iters, args.check))
         rows.append(row)
-    if args.trace:
-        _write_trace(comm, cases[-1], args.trace)
+    ran = [case for case, row in zip(cases, rows) if not not_ok(row)]
+    if args.trace and ran:
+        _write_trace(comm, ran[-1], args.trace)
     if comm.rank == 0:
         meta = versions()
         for row in rows:
@@ -131,7 +132,7 @@ def _config(args, comm, meta) -> dict:
 
 
 def _write_trace(comm: Communicator, case: Case, path: str) -> None:
-    """The modeled timeline of one call of ``case`` (the last size and algorithm), written by rank 0."""
+    """The modeled timeline of one call of ``case`` (the last case that ran), written by rank 0."""
     from ..trace import write_trace
     if comm.rank == 0:
         dtype = case.torch_dtype

@@ -12,7 +12,7 @@ from ..executors.model import NetworkModel
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
 from .cases import Case, case_row, predicted_row
-from .report import CONFIG_COLUMNS, FIGURE_COLUMNS, render
+from .report import CONFIG_COLUMNS, FIGURE_COLUMNS, hccl_test_table, render
 
 COLUMNS = ["size_bytes", "count", "dtype", "op", "requested_algo", "algo", "ranks", "modeled_time_us", "algbw_GBps", "busbw_GBps",
            "status"]
@@ -58,5 +58,9 @@ def run(args) -> int:
         what = f" (every NPU of {model.topology.name}; --ranks to choose)" if whole else ""
         print(f"# hccl-sim predict {args.collective}: {ranks} ranks{what}, topology {topology} "
               f"({model.topology.name}), placement {placement}; modeled, no MPI")
-    print(render(rows, args.format, COLUMNS if args.format == "table" else FILE_ROW_COLUMNS))
+    if args.format == "hccl_test":
+        lo, hi = (sizes[0], sizes[-1]) if args.size else (parse_size(args.minbytes), parse_size(args.maxbytes))
+        print(hccl_test_table(rows, lo, hi, 0, 0))
+    else:
+        print(render(rows, args.format, COLUMNS if args.format == "table" else FILE_ROW_COLUMNS))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
