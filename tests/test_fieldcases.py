@@ -160,6 +160,9 @@ def test_predict_compares_several_algorithms_and_reports_those_that_cannot_run(n
     assert [r["requested_algo"] for r in rows] == ["ring", "rhd", "nhr", "hier"]
     assert all(r["status"] == "ok" and float(r["modeled_time_us"]) > 0 for r in rows[:3])
     assert code == 1 and rows[3]["status"].startswith("n/a") and "[4, 2]" in rows[3]["status"]
+    code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "6", "--topology", "two-level:server=4",
+                         "--algo", "hier", "--format", "hccl_test")
+    assert code == 1 and "server sizes [4, 2]" in out.out and "success" not in out.out
 
 
 # ---- 6, 9: plot takes predict's output, and names the extra without matplotlib --------------------------
