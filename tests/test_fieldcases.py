@@ -13,7 +13,7 @@ import torch
 import hccl_sim
 from hccl_sim import NetworkModel
 from hccl_sim.algorithms import selection
-from hccl_sim.cli import ALGO_HELP, build_parser, dtypes_from, main, ops_from
+from hccl_sim.cli import ALGO_HELP, build_parser, combinations, dtypes_from, main, ops_from
 from hccl_sim.cli.bench import BENCH_COLUMNS
 from hccl_sim.cli.plot import plot_results
 from hccl_sim.cli.report import hccl_test_table, nccl_tests_table, render
@@ -121,6 +121,13 @@ def test_nccl_tests_dtype_and_op_names():
     assert (parse_size("1.5K"), parse_size("0.5M"), parse_size("64M")) == (1536, 1 << 19, 64 << 20)
     with pytest.raises(ValueError, match="whole number of bytes"):
         parse_size("1.3K")
+    # bench: a reduction torch cannot compute is an error when named, left out of "all"
+    named = build_parser().parse_args(["bench", "allreduce", "-d", "uint32,int8", "-o", "prod,sum"])
+    with pytest.raises(UnsupportedError, match="'sum' on uint32"):
+        combinations(named, reduces=True, emulated=True)
+    assert len(combinations(named, reduces=True, emulated=False)) == 4  # predict: no data, all timed
+    pairs = combinations(build_parser().parse_args(["bench", "allreduce", "-d", "all", "-o", "all"]), True, True)
+    assert ("uint32", "prod") in pairs and ("uint32", "sum") not in pairs and ("fp8_e4m3", "max") not in pairs
 
 
 def test_integer_average_truncates_like_nccl():
@@ -190,26 +197,23 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path):
 # ---- under mpirun: bench with the same inputs -----------------------------------------------------------
 def test_bench_takes_what_users_type_under_mpirun(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in selection.ENVIRONMENT}
-    mpirun = ["mpirun", "-n", "2"] + HCCL_SIM + ["bench"]
-    # every dtype and op nccl-tests names, fractional sizes, -i 0: one size, the header says what was asked
-    argv = ["allreduce", "-d", "all", "-o", "all", "-b", "1.5K", "-e", "3K", "-i", "0", "-n", "1", "-w", "0",
-            "--algo", HCCL_SYNTAX, "--output", str(tmp_path / "b.csv")]
-    proc = subprocess.run(mpirun + argv, capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "minBytes 1536 maxBytes 3072" in proc.stdout and "# Out of bounds values : 0 OK" in proc.stdout
+    # every dtype and op nccl-tests names, a fractional size, -i 0 (one size; the header says what was
+    # asked), HCCL_ALGO syntax, and an algorithm that cannot run on servers of 2 and 1 ranks
+    argv = ["-n", "3"] + HCCL_SIM + ["bench", "allreduce", "-d", "all", "-o", "all", "-b", "1.5K", "-e", "3K",
+                                     "-i", "0", "-n", "1", "-w", "0", "--algo", f"{HCCL_SYNTAX},hier",
+                                     "--topology", "two-level:server=2", "--output", str(tmp_path / "b.csv")]
+    proc = subprocess.run(["mpirun"] + argv, capture_output=True, text=True, timeout=300, env=env)
+    out = proc.stdout
+    assert proc.returncode == 1 and "minBytes 1536 maxBytes 3072" in out, out + proc.stderr
+    assert "server sizes [2, 1]" in out and "FAILED" in out and " OK" not in out
     rows = _csv(open(tmp_path / "b.csv").read())
-    ran = {(r["dtype"], r["op"]) for r in rows}
-    assert ("uint32", "prod") in ran and ("int32", "avg") in ran and ("uint32", "sum") not in ran
-    assert all(r["wrong"] == "0" and r["algo"] == "rhd" for r in rows)
+    ran = [r for r in rows if r["requested_algo"] == HCCL_SYNTAX]
+    pairs = {(r["dtype"], r["op"]) for r in ran}
+    assert ("uint32", "prod") in pairs and ("int32", "avg") in pairs and ("uint32", "sum") not in pairs
+    assert all(r["status"] == "ok" and r["wrong"] == "0" and r["algo"] == "rhd" for r in ran)
+    assert all(r["status"].startswith("n/a") for r in rows if r["requested_algo"] == "hier")
     assert plot_results(str(tmp_path / "b.csv"), str(tmp_path), ["svg"])  # and plot takes bench's file
-    # HCCL_ALGO from the environment, even a bogus one, is used; errors are printed once
-    proc = subprocess.run(mpirun + ["allreduce", "-b", "1K", "-e", "1K"], capture_output=True, text=True,
-                          timeout=300, env=dict(env, HCCL_ALGO="bogus"))
+    # HCCL_ALGO from the environment, even a bogus one, is used; the error is printed once
+    proc = subprocess.run(["mpirun", "-n", "2"] + HCCL_SIM + ["bench", "allreduce", "-b", "1K", "-e", "1K"],
+                          capture_output=True, text=True, timeout=300, env=dict(env, HCCL_ALGO="bogus"))
     assert proc.returncode != 0 and proc.stderr.count("HCCL_ALGO='bogus'") == 1, proc.stderr
-    proc = subprocess.run(mpirun + ["allreduce", "-d", "uint32"], capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode != 0 and proc.stderr.count("'sum' on uint32") == 1, proc.stderr
-    # a case that cannot run: its reason on its row, FAILED, a failed exit
-    proc = subprocess.run(["mpirun", "-n", "3"] + HCCL_SIM + ["bench", "allreduce", "-b", "1K", "-e", "1K", "-n", "1",
-                          "-w", "0", "--algo", "hier,ring", "--topology", "two-level:server=2"],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert proc.returncode == 1 and "server sizes [2, 1]" in proc.stdout and " OK" not in proc.stdout, proc.stdout
