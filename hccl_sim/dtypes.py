@@ -8,25 +8,60 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import torch
+from typing import NamedTuple
 
-# name -> torch dtype; the order gives each a stable code for the cross-rank header (append only)
-DTYPES = {
-    "fp32": torch.float32, "fp64": torch.float64, "fp16": torch.float16, "bf16": torch.bfloat16,
-    "int8": torch.int8, "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
-    "uint32": torch.uint32, "uint64": torch.uint64,
+# name -> (torch dtype attribute, bytes, floating); the order gives each a stable code for the cross-rank
+# header (append only). Torch loads only when a torch dtype is asked for (DTYPES, DTYPE_CODES,
+# DTYPE_NAMES, dtype_from_name): prediction needs only the item size (``element_type``).
+_TYPES = {
+    "fp32": ("float32", 4, True), "fp64": ("float64", 8, True), "fp16": ("float16", 2, True),
+    "bf16": ("bfloat16", 2, True), "int8": ("int8", 1, False), "int32": ("int32", 4, False),
+    "int64": ("int64", 8, False), "uint8": ("uint8", 1, False), "uint32": ("uint32", 4, False),
+    "uint64": ("uint64", 8, False), "fp8_e4m3": ("float8_e4m3fn", 1, True), "fp8_e5m2": ("float8_e5m2", 1, True),
 }
-for _name, _attr in (("fp8_e4m3", "float8_e4m3fn"), ("fp8_e5m2", "float8_e5m2")):
-    if hasattr(torch, _attr):  # torch >= 2.1
-        DTYPES[_name] = getattr(torch, _attr)
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
     "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",
     "f8e4m3": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e4m3": "fp8_e4m3",
     "f8e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2", "e5m2": "fp8_e5m2",
 }
-DTYPE_CODES = {dtype: code for code, dtype in enumerate(DTYPES.values())}
-DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
+
+
+def __getattr__(name):
+    if name in ("DTYPES", "DTYPE_CODES", "DTYPE_NAMES"):
+        if "DTYPES" not in globals():
+            import torch
+            dtypes = {key: getattr(torch, attr) for key, (attr, _, _) in _TYPES.items()
+                      if hasattr(torch, attr)}  # fp8: torch >= 2.1
+            globals().update(DTYPES=dtypes, DTYPE_CODES={dtype: code for code, dtype in enumerate(dtypes.values())},
+                             DTYPE_NAMES={dtype: key for key, dtype in dtypes.items()})
+        return globals()[name]
+    raise AttributeError(name)
+
+
+class ElementType(NamedTuple):
+    """An element type without torch: its name, bytes per element and whether it is floating point."""
+    name: str
+    itemsize: int
+    is_floating_point: bool
+
+
+def element_type(dtype) -> ElementType:
+    """The ElementType of a name ("fp32", "bf16", "float", ...), a torch dtype or an ElementType;
+    raises UnsupportedError for others."""
+    if isinstance(dtype, ElementType):
+        return dtype
+    if isinstance(dtype, str):
+        key = ALIASES.get(dtype.lower(), dtype.lower())
+        if key not in _TYPES:
+            raise UnsupportedError(f"dtype {dtype!r} is not supported (supported: {', '.join(_TYPES)})")
+    else:
+        key = __getattr__("DTYPE_NAMES").get(dtype)  # a torch dtype: torch is loaded already
+        if key is None:
+            raise UnsupportedError(f"dtype {dtype} is not supported (supported: {', '.join(_TYPES)})")
+    _, itemsize, floating = _TYPES[key]
+    return ElementType(key, itemsize, floating)
+
 
 OPS = ("sum", "prod", "max", "min", "avg")
 OP_CODES = {op: code for code, op in enumerate(OPS)}
@@ -36,37 +71,39 @@ class UnsupportedError(ValueError):
     """A dtype or reduce op the emulator does not support."""
 
 
-def dtype_from_name(name: str) -> torch.dtype:
+def dtype_from_name(name: str) -> "torch.dtype":
+    """The torch dtype of a name or alias (loads torch)."""
+    dtypes = __getattr__("DTYPES")
     key = ALIASES.get(name.lower(), name.lower())
-    if key not in DTYPES:
-        raise UnsupportedError(f"dtype {name!r} is not supported (supported: {', '.join(DTYPES)})")
-    return DTYPES[key]
+    if key not in dtypes:
+        raise UnsupportedError(f"dtype {name!r} is not supported (supported: {', '.join(dtypes)})")
+    return dtypes[key]
 
 
-def check_dtype(dtype: torch.dtype) -> None:
-    if dtype not in DTYPE_CODES:
-        raise UnsupportedError(f"dtype {dtype} is not supported (supported: {', '.join(DTYPES)})")
+def check_dtype(dtype) -> None:
+    element_type(dtype)
 
 
-def check_op(op: str, dtype: torch.dtype) -> None:
+def check_op(op: str, dtype) -> None:
     """The op's name; any dtype may be named with it (``check_reducible`` says whether torch computes it).
     avg on integers is NCCL's: the sum divided by the rank count, truncated toward zero."""
     if op not in OP_CODES:
         raise UnsupportedError(f"reduce op {op!r} is not supported (supported: {', '.join(OPS)})")
 
 
-def check_reducible(op: str, dtype: torch.dtype) -> None:
+def check_reducible(op: str, dtype: "torch.dtype") -> None:
     """Raise UnsupportedError naming the dtype when torch cannot compute ``op`` on it on CPU (uint32 and
     uint64 add, for instance), or when the result would not be right: fp8 would round after every
     step, where NPUs accumulate in a wider type."""
     check_op(op, dtype)
     problem = _reduce_problem(op, dtype)
     if problem:
-        raise UnsupportedError(f"reduce op {op!r} on {DTYPE_NAMES.get(dtype, dtype)}: {problem}")
+        raise UnsupportedError(f"reduce op {op!r} on {element_type(dtype).name}: {problem}")
 
 
 @lru_cache(maxsize=None)
-def _reduce_problem(op: str, dtype: torch.dtype) -> str:
+def _reduce_problem(op: str, dtype: "torch.dtype") -> str:
+    import torch
     if dtype.is_floating_point and dtype.itemsize == 1:
         return "fp8 reductions are not emulated (use them with allgather, broadcast, alltoall, ...)"
     try:  # ask torch itself: what it cannot do on CPU raises here
@@ -88,6 +125,7 @@ def average(tensor: torch.Tensor, nranks: int) -> torch.Tensor:
 
 def reducer(op: str):
     """In-place ``x = op(x, y)`` on torch tensors; avg reduces as a sum and divides at the end."""
+    import torch
     if op in ("sum", "avg"):
         return lambda x, y: x.add_(y)
     if op == "prod":
