@@ -18,10 +18,12 @@ _TYPES = {
     "bf16": ("bfloat16", 2, True), "int8": ("int8", 1, False), "int32": ("int32", 4, False),
     "int64": ("int64", 8, False), "uint8": ("uint8", 1, False), "uint32": ("uint32", 4, False),
     "uint64": ("uint64", 8, False), "fp8_e4m3": ("float8_e4m3fn", 1, True), "fp8_e5m2": ("float8_e5m2", 1, True),
+    "int16": ("int16", 2, False),  # gloo has no int16 kernel; the torch backend reduces it here
 }
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
     "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",
+    "short": "int16",
     "f8e4m3": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e4m3": "fp8_e4m3",
     "f8e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2", "e5m2": "fp8_e5m2",
 }
