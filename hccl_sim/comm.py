@@ -372,7 +372,7 @@ class Communicator:
         schedule.append(step)
         entry = np.full(self.size, self.clock)
         result = self.model.timing.run(schedule, 1, entry, record=True)
-        arrive = iter(result.transfers[:, 6].tolist() if result.transfers is not None else [])
+        arrive = iter(result.transfers.arrive.tolist() if result.transfers is not None else [])
         return [self.clock if peer == self.rank else next(arrive) for peer, _ in sends]
 
     def _exchange(self, collective, algo, count, dtype, op, root, error) -> np.ndarray:

@@ -20,7 +20,7 @@ import json
 import numpy as np
 
 from .dtypes import dtype_from_name
-from .timing.engine import TimingResult, max_min_rates
+from .timing import TimingResult, max_min_rates
 
 _US = 1e6
 STEP_TID, SEND_TID, RECV_TID = 0, 1, 1000  # send lanes 1.., receive lanes 1000..
@@ -43,8 +43,8 @@ def timeline_events(timing: TimingResult, topology, npus, title: str = "") -> di
         raise ValueError("timing: per-transfer records are missing; run the timing model with record=True")
     rec = timing.transfers
     nranks = len(timing.entry)
-    step, src, dst = rec[:, 0].astype(int), rec[:, 1].astype(int), rec[:, 2].astype(int)
-    nbytes, post, out, arrive, done = rec[:, 3], rec[:, 4], rec[:, 5], rec[:, 6], rec[:, 7]
+    step, src, dst = rec.step, rec.src, rec.dst
+    nbytes, post, out, arrive, done = rec.bytes, rec.post, rec.out, rec.arrive, rec.done
     npus = [int(n) for n in npus]
     events: list[dict] = [{"ph": "M", "name": "process_name", "pid": r, "tid": 0,
                            "args": {"name": f"rank {r} (npu {npus[r]})"}} for r in range(nranks)]
@@ -97,22 +97,22 @@ def timeline_events(timing: TimingResult, topology, npus, title: str = "") -> di
                           "topology": topology.name, "npus": npus}}
 
 
-def link_counters(rec: np.ndarray, topology, npus, pid: int) -> list[dict]:
+def link_counters(rec: np.recarray, topology, npus, pid: int) -> list[dict]:
     """Per-link bandwidth in use over time, from the max-min fair rates of the flows active in each interval.
 
     A flow is active from its post to its last byte out (the interval the engine gives it bandwidth); the
     set of active flows, hence every rate, is constant between consecutive such moments.
     """
     npus = np.asarray(npus, dtype=np.int64)
-    flowing = np.nonzero((rec[:, 3] > 0) & (rec[:, 5] > rec[:, 4]))[0]
+    flowing = np.nonzero((rec.bytes > 0) & (rec.out > rec.post))[0]
     events = [{"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": "links"}},
               {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": pid}}]
     if not len(flowing):
         return events
-    src, dst = rec[flowing, 1].astype(int), rec[flowing, 2].astype(int)
+    src, dst = rec.src[flowing], rec.dst[flowing]
     routes = topology.routes(npus[src], npus[dst])
     capacity, _ = topology.link_arrays()
-    start, stop = rec[flowing, 4], rec[flowing, 5]
+    start, stop = rec.post[flowing], rec.out[flowing]
     links = np.unique(routes[routes >= 0])
     names = {int(l): topology.link_name(int(l)) for l in links}
     times = np.unique(np.concatenate([start, stop]))

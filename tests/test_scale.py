@@ -12,7 +12,8 @@ from hccl_sim.algorithms.schedule import merge_parallel
 from hccl_sim.executors.local import run_local
 from hccl_sim.executors.model import COMPACT_RANKS, NetworkModel, server_groups
 from hccl_sim.timing import TimingModel
-from hccl_sim.timing.stepwise import StepwiseSimulator, use_stepwise
+from hccl_sim.timing import EXACT_TRANSFERS, choose_engine
+from hccl_sim.timing.stepwise import StepwiseSimulator
 from hccl_sim.topology import Level, Topology, load_topology
 
 BW, LAT, G_BW = 100e9, 0.5e-6, 400e9
@@ -234,11 +235,12 @@ def test_nhr_at_100000_ranks_matches_hccls_closed_form(collective):
 def test_small_cases_use_the_exact_engine_and_large_ones_compact_stepwise():
     small = NetworkModel(64, two_level(64, 8))
     assert not small.context.compact
-    assert not use_stepwise(small.schedule("allreduce", "ring", 1 << 20))
+    assert choose_engine(small.schedule("allreduce", "ring", 1 << 20)) == "exact"
     large = NetworkModel(COMPACT_RANKS + 8, two_level(COMPACT_RANKS + 8, 8))
     assert large.context.compact and large.context.radices == (8, (COMPACT_RANKS + 8) // 8)
     sched = large.schedule("allreduce", "ring", 1 << 20)
-    assert use_stepwise(sched) and sched.timing_only
+    assert choose_engine(sched) == "stepwise" and sched.timing_only
+    assert sched.num_transfers > EXACT_TRANSFERS
     assert [s.repeat for s in sched.steps] == [COMPACT_RANKS + 7] * 2
     assert sched.num_transfers == 2 * (COMPACT_RANKS + 8) * (COMPACT_RANKS + 7)
 

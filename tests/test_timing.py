@@ -132,7 +132,7 @@ def test_flow_speeds_up_when_competitor_finishes():
     sched = Schedule("custom", "custom", 3, 750_000)
     sched.append(step)
     result = TimingModel(topo, [0, 1, 2]).run(sched, 4, record=True)
-    arrivals = sorted(result.transfers[:, 6])
+    arrivals = sorted(result.transfers.arrive)
     assert arrivals[0] == pytest.approx(2 * LAT + 2e6 / BW, rel=1e-12)
     assert arrivals[1] == pytest.approx(2 * LAT + 3e6 / BW + 1e6 / BW, rel=1e-12)
 

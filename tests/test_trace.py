@@ -62,8 +62,8 @@ def test_trace_is_valid_and_matches_the_engine(tmp_path, topology, nranks, algo)
             counters[e["name"]].append((e["ts"] * 1e-6, e["args"]["GB/s"] * 1e9))
     routed = defaultdict(float)
     topo, npus = model.topology, np.array(model.placement.npus)
-    routes = topo.routes(npus[rec[:, 1].astype(int)], npus[rec[:, 2].astype(int)])
-    for row, nbytes in zip(routes, rec[:, 3]):
+    routes = topo.routes(npus[rec.src], npus[rec.dst])
+    for row, nbytes in zip(routes, rec.bytes):
         for link in row[row >= 0]:
             routed[topo.link_name(int(link))] += nbytes
     assert set(counters) == {k for k, v in routed.items() if v > 0}

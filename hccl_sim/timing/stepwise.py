@@ -38,6 +38,7 @@ import numpy as np
 from ..algorithms.schedule import Schedule, Step
 from ..topology import Topology
 from .fairshare import _REL_TOL, progressive_filling
+from .table import empty_records
 
 
 
@@ -191,13 +192,15 @@ class StepwiseSimulator:
             post, out, arrive, done = self._once(step, clock, itemsize)
             new = self._finish(clock, step, arrive, done)
             if record:
-                records.append(np.column_stack([np.full(len(step), index), step.src, step.dst,
-                                                np.asarray(step.count, np.float64) * itemsize,
-                                                post, out, arrive, done]))
+                rec = empty_records(len(step))
+                rec.step, rec.src, rec.dst = index, step.src, step.dst
+                rec.bytes = np.asarray(step.count, np.float64) * itemsize
+                rec.post, rec.out, rec.arrive, rec.done = post, out, arrive, done
+                records.append(rec)
             if step.repeat > 1:
                 new = self._repeat(step, clock, new, itemsize)
             clock = new
-        transfers = np.concatenate(records) if record and records else (np.zeros((0, 8)) if record else None)
+        transfers = (np.concatenate(records).view(np.recarray) if records else empty_records(0)) if record else None
         return clock, transfers
 
     def _repeat(self, step: Step, before: np.ndarray, after_first: np.ndarray, itemsize: int) -> np.ndarray:
@@ -218,13 +221,3 @@ class StepwiseSimulator:
         out = after_first.copy()
         out[ranks] = end + (step.repeat - 1) * duration
         return out
-
-
-STEPWISE_RANKS = 1024
-STEPWISE_TRANSFERS = 1 << 18
-
-
-def use_stepwise(schedule: Schedule) -> bool:
-    """The timing mode is a function of the schedule alone: compact schedules, more than
-    ``STEPWISE_RANKS`` ranks or ``STEPWISE_TRANSFERS`` transfers go step by step."""
-    return schedule.compact or schedule.nranks > STEPWISE_RANKS or schedule.num_transfers > STEPWISE_TRANSFERS
