@@ -2,9 +2,9 @@
 
 Real MPI processes stand in for NPUs, real torch tensors move, and time is modeled.
 """
-from .dtypes import DTYPES, OPS, UnsupportedError
+from .dtypes import OPS, UnsupportedError
 from .executors.model import NetworkModel
-from .executors.predictor import Prediction, predict
+from .executors.predictor import Call, ConcurrentPrediction, Prediction, predict, predict_many
 from .errors import CollectiveError, CollectiveTimeout
 from .topology import Level, Placement, Topology, TopologyError, load_topology
 
@@ -12,12 +12,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    # the communicator needs mpi4py; importing it lazily keeps `hccl-sim predict` MPI-free
+    # the communicator needs mpi4py and torch; importing it lazily keeps `hccl-sim predict` free of both
     if name in ("Communicator", "CallRecord"):
         from . import comm
         return getattr(comm, name)
+    if name == "DTYPES":  # torch dtypes: torch loads only when they are asked for
+        from . import dtypes
+        return dtypes.DTYPES
     raise AttributeError(name)
 
 
 __all__ = ["Communicator", "CallRecord", "CollectiveError", "CollectiveTimeout", "DTYPES", "OPS", "UnsupportedError", "NetworkModel",
-           "Prediction", "predict", "Level", "Placement", "Topology", "TopologyError", "load_topology"]
+           "Call", "ConcurrentPrediction", "Prediction", "predict", "predict_many", "Level", "Placement", "Topology", "TopologyError", "load_topology"]

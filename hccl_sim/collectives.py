@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
-import torch
-
 from .algorithms import BUF, SEND, Job
 
 
@@ -55,6 +53,7 @@ def block_bounds(job: Job, nranks: int) -> list[int]:
 def working_buffers(collective: str, rank: int, nranks: int, job: Job, output, input) -> dict[int, torch.Tensor]:
     """The schedule's buffers on this rank, from flat contiguous user tensors; puts this rank's own
     part in place (the one copy no schedule makes). ``output``/``input`` may be None where unused."""
+    import torch
     if collective in ("allreduce", "broadcast"):
         return {BUF: output}
     if collective == "reduce":  # non-roots keep their input: the tree's partial sums go to a copy
@@ -94,6 +93,7 @@ def finish(collective: str, rank: int, nranks: int, job: Job, buffers, output, o
 
 def rank_data(rank: int, count: int, dtype: torch.dtype) -> torch.Tensor:
     """Deterministic per-rank data: small integers, exact in every dtype and in any sum of 16 ranks."""
+    import torch
     values = (torch.arange(count, dtype=torch.int64) * 7 + rank * 3) % 5 + 1
     return values.to(dtype)
 
@@ -101,6 +101,7 @@ def rank_data(rank: int, count: int, dtype: torch.dtype) -> torch.Tensor:
 def reference(op: str, inputs) -> torch.Tensor:
     """The reduction of ``inputs`` (any iterable of equal-size tensors) with ``op``, computed by torch in
     float64/int64 one input at a time (memory of two inputs, however many ranks), cast back."""
+    import torch
     it = iter(inputs)
     first = next(it)
     dtype = first.dtype
@@ -135,6 +136,7 @@ def expected_output(collective: str, rank: int, inputs: list[torch.Tensor], op: 
                     counts=None, matrix=None):
     """The torch reference of ``collective`` for ``rank``, from every rank's input (``inputs[r]``);
     None where the rank has no defined output (non-root gather, barrier). Non-root reduce keeps its input."""
+    import torch
     p = len(inputs)
     if collective == "allreduce":
         return reference(op, inputs)
@@ -199,6 +201,7 @@ class BenchCall:
     def run(self, comm, op: str, algo: str | None, prepare_only: bool = False):
         """Call the collective on fresh copies of this rank's data; the record and this rank's output.
         With ``prepare_only``, return instead a function that repeats the call on those same tensors."""
+        import torch
         c, r, x = self.collective, self.rank, self.inputs[self.rank]
         block = self.count // self.nranks
         if c in ("allreduce",):
@@ -241,6 +244,7 @@ class BenchCall:
 
     def wrong(self, output, op: str) -> int:
         """Elements of ``output`` that differ from the torch reference (exact for ints, tolerance for floats)."""
+        import torch
         matrix = [self.counts] * self.nranks
         expected = expected_output(self.collective, self.rank, self.inputs, op, self.root, self.counts, matrix)
         if expected is None or output is None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..collectives import SPECS
-from ..dtypes import dtype_from_name
+from ..dtypes import element_type as dtype_from_name  # no torch: prediction needs only the item size
 from ..executors.model import NetworkModel
 from ..executors.predictor import predict
 from ..topology.units import parse_size

@@ -28,6 +28,8 @@ from .table import TransferTable
 # The exact engine times every schedule of at most this many transfers (repeated steps written out);
 # larger ones go step by step. About 1 s of exact timing on a 2-core host (README, "Timing").
 EXACT_TRANSFERS = 1 << 19
+# Several schedules at once (``run_many``) always go to the exact engine, up to this many transfers in all.
+MANY_TRANSFERS = 1 << 22
 
 
 def choose_engine(schedule: Schedule) -> str:
@@ -106,21 +108,29 @@ class TimingModel:
         (rel_exit, transfers), engine = cached[1], cached[2]
         return _result(entry, rel_exit, base, transfers, engine)
 
-    def run_many(self, jobs, itemsize: int, record: bool = False) -> list[TimingResult]:
+    def run_many(self, jobs, record: bool = False) -> list[TimingResult]:
         """Several schedules at once on this topology, their flows sharing links; dependencies stay
-        within each schedule. ``jobs``: (schedule, npus, entry) triples -- ``npus`` the NPU of each of the
-        schedule's ranks (None: this model's placement), ``entry`` each rank's entry time in seconds (None:
-        all at 0). Always the exact engine. One result per job, each with its own span."""
+        within each schedule. ``jobs``: (schedule, itemsize, npus, entry) -- ``npus`` the NPU of each of
+        the schedule's ranks (None: this model's placement), ``entry`` each rank's entry time in seconds
+        (None: all at 0). Always the exact engine; raises ValueError above ``MANY_TRANSFERS`` transfers in
+        all. One result per job, its ``time`` the span from its own first entry to its last exit."""
+        jobs = list(jobs)
+        total = sum(schedule.num_transfers for schedule, *_ in jobs)
+        if total > MANY_TRANSFERS:
+            raise ValueError(f"run_many: {total} transfers in all is more than the exact engine times at once "
+                             f"({MANY_TRANSFERS}); use fewer or smaller groups")
         tables, entries, npus_of = [], [], []
-        for schedule, npus, entry in jobs:
+        for schedule, itemsize, npus, entry in jobs:
+            name = f"run_many: {schedule.collective}/{schedule.algo}"
             npus = self.npus[: schedule.nranks] if npus is None else np.asarray(npus, dtype=np.int64)
             if len(npus) != schedule.nranks:
-                raise ValueError(f"run_many: {schedule.collective}/{schedule.algo} has {schedule.nranks} ranks "
-                                 f"but {len(npus)} NPUs were given")
+                raise ValueError(f"{name} has {schedule.nranks} ranks but {len(npus)} NPUs were given")
             if len(npus) and (npus.min() < 0 or npus.max() >= self.topology.num_npus):
-                raise ValueError(f"run_many: NPU ids must be in 0..{self.topology.num_npus - 1}")
+                raise ValueError(f"{name}: NPU ids must be in 0..{self.topology.num_npus - 1}, got {npus.tolist()}")
+            entry = np.zeros(schedule.nranks) if entry is None else np.broadcast_to(
+                np.asarray(entry, dtype=np.float64), (schedule.nranks,))
             tables.append(self.table(schedule, itemsize, npus))
-            entries.append(np.zeros(schedule.nranks) if entry is None else np.asarray(entry, dtype=np.float64))
+            entries.append(entry)
             npus_of.append(npus)
         if not jobs:
             return []
