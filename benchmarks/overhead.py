@@ -4,6 +4,11 @@ Same ranks, same run, same buffers (the torch tensor and the numpy array share m
     mpirun -n 4 python benchmarks/overhead.py [--min 1K] [--max 64M] [--iters 10] [--check 1]
 Prints size, native time, emulated time and their ratio (target: <= 1.5x from 1 MiB up, 4 ranks).
 ``--check 0`` turns the cross-rank consistency check off to measure its cost.
+
+Then (rank 0) the timing work of one emulated call at ``--timing-ranks`` ranks (default 64): every rank of
+an emulated call times the whole collective from all ranks' clocks, so this is CPU each rank spends per
+call. Measured as ``TimingModel.run`` with fresh entry times each call (skewed clocks, so no cached
+result), on two-level:server=8, 64 MiB. Target (issue 15): <= 10 ms per call at 64 ranks.
 """
 import argparse
 import json
@@ -25,6 +30,23 @@ def timed(fn, iters, comm):
     return comm.allreduce(elapsed, op=MPI.MAX)
 
 
+def timing_work(nranks: int, calls: int = 5) -> dict[str, float]:
+    """Seconds of timing work per call of allreduce (ring, rhd, hier) at ``nranks``, entry times skewed."""
+    import numpy as np
+    from hccl_sim import NetworkModel
+    model = NetworkModel(nranks, "two-level:server=8")
+    rng = np.random.default_rng(0)
+    out = {}
+    for algo in ("ring", "rhd", "hier"):
+        schedule = model.schedule("allreduce", algo, (64 << 20) // 4)
+        model.timing.run(schedule, 4)  # the schedule's table and engine are built once per communicator
+        start = time.perf_counter()
+        for _ in range(calls):
+            model.timing.run(schedule, 4, rng.uniform(0, 1e-6, nranks))
+        out[algo] = (time.perf_counter() - start) / calls
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--min", default="1K")
@@ -33,6 +55,7 @@ def main():
     parser.add_argument("--algo", default="ring")
     parser.add_argument("--check", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--timing-ranks", type=int, default=64, help="ranks of the timing-work measurement (0: skip)")
     args = parser.parse_args()
     world = MPI.COMM_WORLD
     comm = Communicator(world, check=bool(args.check))
@@ -53,9 +76,14 @@ def main():
         print(f"{'size':>6} {'MPI_Allreduce_us':>17} {'hccl_sim_us':>12} {'ratio':>6}")
         for r in rows:
             print(f"{format_size(r['size']):>6} {r['native_us']:17.1f} {r['hccl_sim_us']:12.1f} {r['ratio']:6.2f}")
+        work = timing_work(args.timing_ranks) if args.timing_ranks else {}
+        for algo, seconds in work.items():
+            print(f"# timing work per emulated call, {args.timing_ranks} ranks, allreduce {algo} 64M on "
+                  f"two-level:server=8: {seconds * 1e3:.2f} ms")
         if args.json:
             with open(args.json, "w") as fh:
-                json.dump({"ranks": world.size, "algo": args.algo, "check": args.check, "rows": rows}, fh, indent=1)
+                json.dump({"ranks": world.size, "algo": args.algo, "check": args.check, "rows": rows,
+                           "timing_work_s": work}, fh, indent=1)
 
 
 if __name__ == "__main__":

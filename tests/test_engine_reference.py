@@ -171,3 +171,25 @@ def test_concurrent_schedules_match_the_reference(seed):
         n = len(result.transfers)
         assert result.transfers.arrive == pytest.approx(arrive[row:row + n], rel=1e-9)
         row += n
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_rings_take_the_event_free_path_and_match_the_reference(seed):
+    """No link of a ring on consecutive NPUs is ever shared, so the engine times it without events (step
+    by step, each flow at its route's tightest link): the same as the reference, on random topologies
+    and entry times."""
+    from hccl_sim.algorithms import Context, build_schedule
+    rng = np.random.default_rng(2000 + seed)
+    topo = random_topology(rng)
+    p = int(rng.integers(2, min(topo.num_npus, 7) + 1))
+    npus = np.arange(p) + int(rng.integers(0, topo.num_npus - p + 1))
+    collective = str(rng.choice(["allreduce", "allgather", "reduce_scatter"]))
+    sched = build_schedule(collective, "ring", Context(p, (tuple(range(p)),)), int(rng.integers(1, 4000)) * p)
+    entry = rng.uniform(0, 2e-5, p)
+    model = TimingModel(topo, npus)
+    assert model.exact(sched, 4).unshared
+    got = model.run(sched, 4, entry, record=True)
+    exits, arrive, done = reference([(sched, npus, entry)], topo, 4)
+    assert got.exit == pytest.approx(exits[0], rel=1e-9)
+    assert got.transfers.arrive == pytest.approx(arrive, rel=1e-9)
+    assert got.transfers.done == pytest.approx(done, rel=1e-9)

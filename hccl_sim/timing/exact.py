@@ -47,15 +47,28 @@ class _Slots:
         same = self.part[1:] == self.part[:-1]
         self.next = np.where(np.append(same, False), np.arange(1, self.count + 1), -1)
         first = np.flatnonzero(np.append(True, ~same)) if self.count else np.zeros(0, np.int64)
+        self.prev = np.where(np.append(False, same), np.arange(-1, self.count - 1), -1)
+        self.step = ids % nsteps
+        self.by_step = None  # (slots, transfers) of each step in order, built when needed
         self.first = np.full(nparts, -1, dtype=np.int64)
         self.first[self.part[first]] = first
-        self.sends = np.argsort(self.send_slot, kind="stable")  # transfers grouped by sending slot
         nsend = np.bincount(self.send_slot, minlength=self.count)
-        self.send_ptr = np.concatenate([[0], np.cumsum(nsend)])
-        self.single_send = None  # the transfer each slot sends (-1: none), when no slot sends more than one
-        if nsend.max(initial=0) <= 1:
+        if nsend.max(initial=0) <= 1:  # the transfer each slot sends (-1: none)
             self.single_send = np.full(self.count, -1, dtype=np.int64)
             self.single_send[self.send_slot] = np.arange(n)
+        else:  # transfers grouped by sending slot
+            self.single_send = None
+            self.sends = np.argsort(self.send_slot, kind="stable")
+            self.send_ptr = np.concatenate([[0], np.cumsum(nsend)])
+
+
+    def group_by_step(self, table: TransferTable) -> None:
+        order_s = np.argsort(self.step, kind="stable")
+        order_t = np.argsort(table.step, kind="stable")
+        steps = np.unique(self.step)
+        cut_s = np.searchsorted(self.step[order_s], steps)[1:]
+        cut_t = np.searchsorted(table.step[order_t], steps)[1:]
+        self.by_step = list(zip(np.split(order_s, cut_s), np.split(order_t, cut_t)))
 
 
 class ExactEngine:
@@ -75,11 +88,66 @@ class ExactEngine:
         # a flow alone on every link of its route gets the tightest of them (inf without links)
         capped = np.where(self.route >= 0, self.capacity[self.route], math.inf)
         self.alone_rate = capped.min(axis=1) if capped.shape[1] else np.full(len(table), math.inf)
+        self.unshared = self._never_shared()
+
+    def _never_shared(self) -> bool:
+        """True when no two transfers can ever flow on one link at once: every link carries the transfers
+        of one sender, at most one a step. (A sender enters a step after its previous step's sends have
+        arrived, so its flows of different steps never overlap.) Then every flow runs at its route's
+        tightest capacity and the engine needs no events (``_run_unshared``): a ring, on any topology."""
+        valid = self.route >= 0
+        if not valid.any():
+            return True
+        row, _ = np.nonzero(valid)
+        link = self.route[valid]
+        src, step = self.table.src[row], self.table.step[row]
+        lo = np.full(len(self.capacity), np.iinfo(np.int64).max)
+        hi = np.full(len(self.capacity), -1)
+        np.minimum.at(lo, link, src)
+        np.maximum.at(hi, link, src)
+        if (lo[link] != hi[link]).any():
+            return False
+        keys = link * (int(step.max()) + 1) + step
+        return len(np.unique(keys)) == len(keys)
 
     def run(self, entry: np.ndarray, record: bool = False):
         """Exit time per participant (the finish of its last step, or its entry), and the per-transfer
         records (``table.empty_records`` fields) when ``record``."""
-        return _Run(self, np.asarray(entry, dtype=np.float64), record).result()
+        entry = np.asarray(entry, dtype=np.float64)
+        if self.unshared:
+            return self._run_unshared(entry, record)
+        return _Run(self, entry, record).result()
+
+    def _run_unshared(self, entry: np.ndarray, record: bool):
+        """The same rules when no link is ever shared: every transfer takes bytes / its route's tightest
+        capacity, so step by step (a participant's steps come in order) each finish time is a max of
+        known times, in numpy over the step's transfers."""
+        t, s = self.table, self.slots
+        if s.by_step is None:
+            s.group_by_step(t)
+        duration = np.where(t.bytes > 0, t.bytes / self.alone_rate, 0.0)
+        enter = np.zeros(s.count)
+        finish = np.zeros(s.count)
+        rec = empty_records(len(t)) if record else None
+        for slots, transfers in s.by_step:
+            prev = s.prev[slots]
+            enter[slots] = np.where(prev >= 0, finish[np.maximum(prev, 0)], entry[s.part[slots]])
+            finish[slots] = enter[slots]
+            post = enter[s.send_slot[transfers]]
+            out = post + duration[transfers]
+            arrive = out + t.latency[transfers]
+            done = arrive + t.reduce_time[transfers]
+            np.maximum.at(finish, s.send_slot[transfers], arrive)
+            np.maximum.at(finish, s.recv_slot[transfers], done)
+            if record:
+                rec.post[transfers], rec.out[transfers], rec.arrive[transfers], rec.done[transfers] = \
+                    post, out, arrive, done
+        exit_ = entry.copy()
+        last = s.next < 0
+        exit_[s.part[last]] = finish[last]
+        if record:
+            rec.step, rec.src, rec.dst, rec.bytes = t.step, t.src, t.dst, t.bytes
+        return exit_, rec
 
 
 class _Run:

@@ -57,27 +57,36 @@ class TransferTable:
 
     @classmethod
     def from_schedule(cls, schedule: Schedule, topology: Topology, npus: np.ndarray, itemsize: int) -> "TransferTable":
-        """The table of ``schedule`` with rank r on NPU ``npus[r]``; repeated (compact) steps written out."""
+        """The table of ``schedule`` with rank r on NPU ``npus[r]``; repeated (compact) steps written out.
+        Steps with the same (src, dst) pairs (a ring's every step) are routed once."""
+        npus = np.asarray(npus, dtype=np.int64)[: schedule.nranks]
         steps = expand_repeats(schedule.steps) if schedule.compact else schedule.steps
-        if not steps:
-            return cls._build(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0),
-                              np.zeros(0, bool), topology, npus, schedule.nranks)
-        step = np.repeat(np.arange(len(steps), dtype=np.int64), [len(s) for s in steps])
-        cat = lambda name: np.concatenate([getattr(s, name) for s in steps])
-        return cls._build(step, cat("src").astype(np.int64), cat("dst").astype(np.int64),
-                          cat("count").astype(np.float64) * itemsize, cat("reduce").astype(bool), topology,
-                          np.asarray(npus, dtype=np.int64)[: schedule.nranks], schedule.nranks)
-
-    @classmethod
-    def _build(cls, step, src, dst, nbytes, reduce, topology: Topology, npus, nparts) -> "TransferTable":
         capacity, _ = topology.link_arrays()
-        if len(src):
-            route = topology.routes(npus[src], npus[dst])
-            latency = topology.route_latency(route)
-            reduce_time = np.where(reduce, nbytes / topology.reduce_rates(npus[dst]), 0.0)
-        else:
-            route, latency, reduce_time = np.full((0, 1), -1, np.int64), np.zeros(0), np.zeros(0)
-        return cls(step, src, dst, nbytes, latency, reduce_time, route, capacity, int(nparts))
+        if not steps:
+            return cls(*(np.zeros(0, t) for t in (np.int64, np.int64, np.int64, float, float, float)),
+                       np.full((0, 1), -1, np.int64), capacity, schedule.nranks)
+        patterns: dict = {}  # (src, dst) pairs -> (route, latency) of a step's transfers
+        routed = []
+        for step in steps:
+            key = (len(step), step.src.tobytes(), step.dst.tobytes())
+            if key not in patterns:
+                route = topology.routes(npus[step.src], npus[step.dst])
+                patterns[key] = (route, topology.route_latency(route))
+            routed.append(patterns[key])
+        route = np.full((sum(len(s) for s in steps), max(r.shape[1] for r, _ in routed)), -1, dtype=np.int64)
+        row = 0
+        for r, _ in routed:
+            route[row: row + len(r), : r.shape[1]] = r
+            row += len(r)
+        cat = lambda name: np.concatenate([getattr(s, name) for s in steps])
+        src, dst = cat("src").astype(np.int64), cat("dst").astype(np.int64)
+        nbytes, reduce = cat("count").astype(np.float64) * itemsize, cat("reduce").astype(bool)
+        reduce_time = np.zeros(len(src))
+        if reduce.any():
+            reduce_time[reduce] = nbytes[reduce] / topology.reduce_rates(npus[dst[reduce]])
+        step = np.repeat(np.arange(len(steps), dtype=np.int64), [len(s) for s in steps])
+        return cls(step, src, dst, nbytes, np.concatenate([lat for _, lat in routed]), reduce_time, route, capacity,
+                   schedule.nranks)
 
     @classmethod
     def concat(cls, tables: "list[TransferTable]") -> "TransferTable":
