@@ -301,11 +301,12 @@ class Communicator:
         """Receive into ``tensor`` from rank ``src``: clock = max(own clock, sender's clock + transfer)."""
         return self.batch_send_recv([("recv", tensor, src, tag)])
 
-    def batch_send_recv(self, ops) -> CallRecord:
+    def batch_send_recv(self, ops, head=None) -> CallRecord:
         """``ops``: ("send" | "recv", tensor, peer[, tag]) items, all posted, then all waited for.
 
         This rank's sends are timed together (they share its links) from its clock; each receive
-        completes at the arrival time its sender computed. The clock ends at the latest of them."""
+        completes at the arrival time its sender computed. The clock ends at the latest of them.
+        ``head``: the header of a single receive, already received (``recv_any``)."""
         ops = [tuple(o) + (0,) * (4 - len(o)) for o in ops]
         for kind, tensor, peer, tag in ops:
             if kind not in ("send", "recv"):
@@ -324,14 +325,14 @@ class Communicator:
         # phase 1: headers (arrival time, bytes, dtype) both ways, and the data of the sends
         out_heads = [np.array([a, t.numel() * t.element_size(), DTYPE_CODES[t.dtype]], dtype=np.float64)
                      for a, (t, _, _) in zip(arrivals, sends)]
-        in_heads = [np.zeros(3) for _ in recvs]
+        in_heads = [np.zeros(3) for _ in recvs] if head is None else [head]
         flats = [_flat(t) for t, _, _ in sends]
-        reqs = [self._p2p.irecv(h, peer, 2 * tag) for h, (_, peer, tag) in zip(in_heads, recvs)]
-        peers = [peer for _, peer, _ in recvs]
-        reqs += [self._p2p.isend(h, peer, 2 * tag) for h, (_, peer, tag) in zip(out_heads, sends)]
-        reqs += [self._p2p.isend(as_bytes(f), peer, 2 * tag + 1) for f, (_, peer, tag) in zip(flats, sends)]
-        peers += [peer for _, peer, _ in sends] * 2
-        self._p2p.wait_all(reqs[:len(recvs)], peers[:len(recvs)], self.timeout, "recv")
+        head_reqs = [] if head is not None else [
+            self._p2p.irecv(h, peer, 2 * tag) for h, (_, peer, tag) in zip(in_heads, recvs)]
+        send_reqs = [self._p2p.isend(h, peer, 2 * tag) for h, (_, peer, tag) in zip(out_heads, sends)]
+        send_reqs += [self._p2p.isend(as_bytes(f), peer, 2 * tag + 1) for f, (_, peer, tag) in zip(flats, sends)]
+        send_peers = [peer for _, peer, _ in sends] * 2
+        self._p2p.wait_all(head_reqs, [peer for _, peer, _ in recvs], self.timeout, "recv")
         # phase 2: the data of the receives, each checked against its header
         problems, data_reqs, targets = [], [], []
         for head, (t, peer, tag) in zip(in_heads, recvs):
@@ -343,8 +344,8 @@ class Communicator:
                 flat = torch.empty(int(head[1]), dtype=torch.uint8)  # drain it so the sender completes
             targets.append((t, flat))
             data_reqs.append(self._p2p.irecv(as_bytes(flat), peer, 2 * tag + 1))
-        self._p2p.wait_all(data_reqs + reqs[len(recvs):], [p for _, p, _ in recvs] + peers[len(recvs):], self.timeout,
-                 "batch_send_recv")
+        self._p2p.wait_all(data_reqs + send_reqs, [p for _, p, _ in recvs] + send_peers, self.timeout,
+                           "batch_send_recv")
         if problems:
             raise CollectiveError("; ".join(problems))
         for t, flat in targets:
@@ -357,6 +358,14 @@ class Communicator:
             {t.dtype for _, t, _, _ in ops}) > 1 else DTYPE_NAMES.get(ops[0][1].dtype, "none") if ops else "none",
             "none", nbytes, start, self.clock, self.clock - start)
         return self.last
+
+    def recv_any(self, tensor: torch.Tensor, tag: int = 0) -> tuple[CallRecord, int]:
+        """Receive into ``tensor`` from whichever rank sends to this one with ``tag``; (record, source)."""
+        check_dtype(tensor.dtype)
+        start, head = self.clock, np.zeros(3)
+        source = self._p2p.recv_any(head, 2 * tag, self.timeout, "recv from any source")
+        record = self.batch_send_recv([("recv", tensor, source, tag)], head=head)
+        return record, source
 
     def _send_arrivals(self, sends) -> list[float]:
         """Modeled arrival time of each of this rank's concurrent sends, posted at its clock."""

@@ -6,11 +6,11 @@ import torch
 # name -> torch dtype; the order gives each a stable code for the cross-rank header
 DTYPES = {
     "fp32": torch.float32, "fp64": torch.float64, "fp16": torch.float16, "bf16": torch.bfloat16,
-    "int8": torch.int8, "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8,
+    "int8": torch.int8, "int32": torch.int32, "int64": torch.int64, "uint8": torch.uint8, "int16": torch.int16,
 }
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
-    "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",
+    "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8", "short": "int16",
 }
 DTYPE_CODES = {dtype: code for code, dtype in enumerate(DTYPES.values())}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}

@@ -40,6 +40,10 @@ class Transport:
         the requests still outstanding (``peers[i]`` is the peer of ``requests[i]``)."""
         raise NotImplementedError
 
+    def recv_any(self, buf: np.ndarray, tag: int, timeout: float, what: str) -> int:
+        """Receive into ``buf`` from whichever rank sends with ``tag`` (bounded); returns that rank."""
+        raise NotImplementedError
+
     def allgather(self, obj) -> list:
         """Every rank's ``obj`` (small, picklable), in rank order."""
         raise NotImplementedError
@@ -72,6 +76,18 @@ class MPITransport(Transport):
         from .waiting import wait_all
 
         wait_all(requests, peers, timeout, what)
+
+    def recv_any(self, buf, tag, timeout, what):
+        from mpi4py import MPI
+
+        status, request = MPI.Status(), self.comm.Irecv(buf, MPI.ANY_SOURCE, tag)
+        deadline = time.monotonic() + timeout
+        while not request.Test(status):
+            if time.monotonic() > deadline:
+                request.Cancel()
+                raise CollectiveTimeout(what, [], timeout, "no rank sent a message with this tag")
+            os.sched_yield()
+        return status.Get_source()
 
     def allgather(self, obj):
         return self.comm.allgather(obj)
@@ -135,6 +151,14 @@ class GlooTransport(Transport):
                         missing.add(peer)
                 detail = None if "Timed out" in str(exc) else f"gloo error: {str(exc).splitlines()[0]}"
                 raise CollectiveTimeout(what, sorted(missing), timeout, detail) from None
+
+    def recv_any(self, buf, tag, timeout, what):
+        work = self.pg.recv_anysource([self._tensor(buf)], tag)
+        try:
+            work.wait(timedelta(seconds=timeout))
+        except RuntimeError as exc:
+            raise CollectiveTimeout(what, [], timeout, f"no rank sent a message with this tag: {exc}") from None
+        return work._source_rank()
 
     def allgather(self, obj):
         """Over the same point-to-point messages (so bounded and naming who is missing): sizes, then bytes."""
