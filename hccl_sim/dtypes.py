@@ -8,11 +8,11 @@ from typing import NamedTuple
 _TYPES = {
     "fp32": ("float32", 4, True), "fp64": ("float64", 8, True), "fp16": ("float16", 2, True),
     "bf16": ("bfloat16", 2, True), "int8": ("int8", 1, False), "int32": ("int32", 4, False),
-    "int64": ("int64", 8, False), "uint8": ("uint8", 1, False),
+    "int64": ("int64", 8, False), "uint8": ("uint8", 1, False), "int16": ("int16", 2, False),
 }
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
-    "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",
+    "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8", "short": "int16",
 }
 
 

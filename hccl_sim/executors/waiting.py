@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import time
 
-from mpi4py import MPI
-
 from ..errors import CollectiveTimeout
 
 DEFAULT_TIMEOUT = float(os.environ.get("HCCL_SIM_TIMEOUT", "30"))
@@ -17,6 +15,8 @@ def wait_all(requests: list, peers: list[int], timeout: float, what: str) -> Non
     Polls rather than blocking in MPI_Waitall, which could never return if a peer died; an MPI error
     (a peer's process gone) is reported the same way, naming the peers not yet heard from.
     """
+    from mpi4py import MPI  # here, so a gloo-only process never initialises MPI
+
     deadline = None
     polls = 0
     try:
@@ -36,6 +36,8 @@ def wait_all(requests: list, peers: list[int], timeout: float, what: str) -> Non
 
 def _outstanding(requests, peers) -> list[int]:
     """Peers whose requests have not completed; frees those requests so the process can still exit."""
+    from mpi4py import MPI
+
     missing = set()
     for request, peer in zip(requests, peers):
         if request == MPI.REQUEST_NULL:

@@ -59,8 +59,14 @@ _torch_env_handler = _rdzv._rendezvous_handlers["env"]
 
 
 def _env_or_mpi_handler(url: str, timeout: timedelta = timedelta(minutes=5), **kwargs):
-    """torch's env:// when the launch variables are there; MPI otherwise."""
-    if os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"):
+    """torch's env:// when the launch variables are there (or there is no MPI launcher); MPI otherwise.
+
+    Under mpirun with MASTER_ADDR/MASTER_PORT exported but no RANK (cluster shells), MPI's rendezvous."""
+    from ..executors.transport import under_mpirun
+
+    rank, world_size = _query_ints(url)
+    has_rank = os.environ.get("RANK") or rank >= 0
+    if not under_mpirun() or (os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT") and has_rank):
         return _torch_env_handler(url, timeout=timeout, **kwargs)
     return _mpi_handler(url, timeout=timeout, **kwargs)
 
