@@ -90,7 +90,7 @@ def main():
                                        preset], capture_output=True, text=True, timeout=args.case_timeout)
             except subprocess.TimeoutExpired:
                 print(f"{collective:15s} {algo:14s} {scale:9d} {preset:22s} >{args.case_timeout:7.0f} "
-                      f"{target_for(scale):7.0f}  (stopped)  NO", flush=True)
+                      f"{target_for(scale):7.1f}  (stopped)  NO", flush=True)
                 continue
             if proc.returncode:
                 print(f"{collective:15s} {algo:14s} {scale:9d} failed: {proc.stderr.strip().splitlines()[-1]}")
@@ -100,7 +100,7 @@ def main():
             row["target_s"] = target
             row["ok"] = row["wall_s"] < target and row["peak_bytes"] < MEMORY_TARGET
             rows.append(row)
-            print(f"{collective:15s} {algo:14s} {scale:9d} {row['topology']:22s} {row['wall_s']:8.2f} {target:7.0f} "
+            print(f"{collective:15s} {algo:14s} {scale:9d} {row['topology']:22s} {row['wall_s']:8.2f} {target:7.1f} "
                   f"{row['peak_bytes'] / 2**20:9.0f} {row['modeled_s'] * 1e3:12.3f} {row['engine']:>8s}  "
                   f"{'yes' if row['ok'] else 'NO'}",
                   flush=True)

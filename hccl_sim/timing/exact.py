@@ -86,8 +86,8 @@ class ExactEngine:
         self.route = local[route]  # links renumbered 0..L-1 over those the table uses
         self.capacity = np.asarray(table.capacity, dtype=np.float64)[ids]
         # a flow alone on every link of its route gets the tightest of them (inf without links)
-        capped = np.where(self.route >= 0, self.capacity[self.route], math.inf)
-        self.alone_rate = capped.min(axis=1) if capped.shape[1] else np.full(len(table), math.inf)
+        padded = np.append(self.capacity, math.inf)  # the padding (-1) reads inf
+        self.alone_rate = padded[self.route].min(axis=1) if self.route.shape[1] else np.full(len(table), math.inf)
         self.unshared = self._never_shared()
 
     def _never_shared(self) -> bool:
@@ -101,12 +101,12 @@ class ExactEngine:
         row, _ = np.nonzero(valid)
         link = self.route[valid]
         src, step = self.table.src[row], self.table.step[row]
-        lo = np.full(len(self.capacity), np.iinfo(np.int64).max)
-        hi = np.full(len(self.capacity), -1)
-        np.minimum.at(lo, link, src)
-        np.maximum.at(hi, link, src)
-        if (lo[link] != hi[link]).any():
+        sender = np.zeros(len(self.capacity), dtype=np.int64)
+        sender[link] = src  # one of each link's senders; all of them when it has only one
+        if (sender[link] != src).any():
             return False
+        if self.slots.single_send is not None:  # one send per step and sender: one per link and step
+            return True
         keys = link * (int(step.max()) + 1) + step
         return len(np.unique(keys)) == len(keys)
 
