@@ -85,7 +85,30 @@ class Layout:
     def __init__(self, workload: Workload, scale: dict[str, int] | None):
         self.workload = workload
         self.roles = group_roles(workload)
+        self._instances: dict[int, np.ndarray] = {}
+        try:
+            self._mesh(scale)
+        except ScaleError:
+            if scale and any(v != self._recorded_size(k) for k, v in scale.items()):
+                raise
+            self._as_recorded()  # groups that make no mesh replay as they are, unscaled
+
+    def _recorded_size(self, role):
+        return next((len(g.ranks) for gid, g in self.workload.groups.items() if self.roles[gid] == role), None)
+
+    def _as_recorded(self) -> None:
+        world = self.workload.world_size
+        self.dims, self.sizes, self.recorded, self.nranks = ["rank"], [world], {}, world
+        self.template = np.arange(world, dtype=np.int64)
+        self.replicas = [np.array([t], dtype=np.int64) for t in range(world)]
+        self._instances = {gid: np.array([g.ranks], dtype=np.int64) for gid, g in self.workload.groups.items()}
+        self._sizes_of = {gid: len(g.ranks) for gid, g in self.workload.groups.items()}
+        self._coord_of = None
+
+    def _mesh(self, scale) -> None:
+        workload = self.workload
         world = workload.world_size
+        self._sizes_of = None
         used = {g for records in workload.ranks for rec in records if rec["type"] in ("collective", "p2p")
                 for g in [rec["group"]]}
         dims: dict[str, dict] = {}  # role -> {rank: (coordinate, group id)}
@@ -135,9 +158,10 @@ class Layout:
             self.template = np.zeros(self.nranks, dtype=np.int64)
         self.replicas = [np.flatnonzero(self.template == t) for t in range(world)]
         self.strides = {d: math.prod(self.sizes[i + 1:]) for i, d in enumerate(self.dims)}
-        self._instances: dict[int, np.ndarray] = {}
 
     def group_size(self, gid: int) -> int:
+        if self._sizes_of is not None:
+            return self._sizes_of[gid]
         return self.sizes[self.dims.index(self.roles[gid])]
 
     def instances(self, gid: int) -> np.ndarray:
@@ -164,6 +188,8 @@ class Layout:
 
     def peer(self, ranks: np.ndarray, template: int, peer: int) -> np.ndarray:
         """The scaled ranks that ``ranks`` (replicas of ``template``) reach for recorded rank ``peer``."""
+        if self._coord_of is None:
+            return ranks - template + peer
         shift = 0
         for i, role in enumerate(self.recorded):
             shift += (self._coord_of[peer][i] - self._coord_of[template][i]) * self.strides[role]
@@ -514,9 +540,12 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
         scale = parse_scale(scale)
     layout = Layout(workload, scale)
     name = topology if topology is not None else workload.topology
-    topo = name if not isinstance(name, str) and name is not None else load_topology(name, layout.nranks)
+    shown = ",".join(f"{d}={n}" for d, n in zip(layout.dims, layout.sizes))
+    try:
+        topo = name if not isinstance(name, str) and name is not None else load_topology(name, layout.nranks)
+    except ValueError as exc:
+        raise ScaleError(f"scale {shown} ({layout.nranks:,} NPUs) on topology {name}: {exc}") from None
     if layout.nranks > topo.num_npus:
-        shown = ",".join(f"{d}={n}" for d, n in zip(layout.dims, layout.sizes))
         raise ScaleError(f"scale {shown} needs {layout.nranks:,} NPUs; topology {topo.name} has {topo.num_npus:,}")
     if placement is None and topology is None and workload.placement is not None and not scale:
         placement = workload.placement
