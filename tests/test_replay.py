@@ -140,5 +140,44 @@ def test_cli_replay_table_and_trace(recordings, tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "atlas950-superpod" in lines[0] and "nvl144" in lines[0]
-    assert any(line.startswith("step time (ms)") for line in lines)
+    assert any(line.startswith("step time (us)") for line in lines)
     assert json.load(open(trace))["otherData"]["nranks"] == 16
+
+
+def test_pipeline_replicated_by_a_new_dp_dimension(recordings):
+    workload = load(recordings["pipeline"])
+    alone = replay(workload, "atlas950-superpod")
+    replicated = replay(workload, "atlas950-superpod", {"dp": 4})
+    assert replicated.nranks == 8 and replicated.scale == {"dp": 4, "pp": 2}
+    assert replicated.step_time >= alone.step_time * (1 - 1e-9)
+
+
+def test_record_context_manager_in_one_process(tmp_path):
+    """``hccl_sim.torch.record``: an async allreduce hidden behind compute, replayed to the same step."""
+    import socket
+
+    import torch
+    import torch.distributed as dist
+
+    import hccl_sim.torch as ht
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("hccl_sim", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        previous = ht.timeline().compute_model
+        ht.configure(compute="none")
+        with ht.record(str(tmp_path / "one.json")):
+            with ht.step():
+                ht.advance(1e-3)
+                work = dist.all_reduce(torch.ones(1000), async_op=True)
+                ht.advance(2e-3)
+                work.wait()
+        ht.configure(compute=previous)
+    finally:
+        dist.destroy_process_group()
+    workload = load(str(tmp_path / "one.json"))
+    kinds = [r["type"] for r in workload.ranks[0]]
+    assert kinds[:4] == ["step_begin", "compute", "collective", "compute"] and "wait" in kinds
+    assert replay(workload).step_time == pytest.approx(workload.steps(0)[0]["time"], rel=1e-12)

@@ -6,8 +6,8 @@ import json
 from ..workload.format import ROLES, load
 from ..workload.replay import parse_scale, replay, write_trace
 
-TABLE_FIELDS = (("step_ms", "step time (ms)"), ("compute_ms", "compute (ms)"), ("comm_ms", "communication (ms)"),
-                ("exposed_ms", "exposed comm (ms)"))
+TABLE_FIELDS = (("step_us", "step time (us)"), ("compute_us", "compute (us)"), ("comm_us", "communication (us)"),
+                ("exposed_us", "exposed comm (us)"))
 
 
 def add_parser(sub) -> None:
@@ -28,14 +28,14 @@ def add_parser(sub) -> None:
 
 
 def summary(result) -> dict:
-    """One result as the table's fields (milliseconds, mean over the replayed steps)."""
-    ms = 1e3
+    """One result as the table's fields (microseconds, mean over the replayed steps)."""
+    us = 1e6
     row = {"topology": result.topology, "npus": result.nranks,
            "scale": ",".join(f"{k}={v}" for k, v in result.scale.items()),
-           "step_ms": result.step_time * ms, "compute_ms": result.mean("compute") * ms,
-           "comm_ms": result.mean("comm") * ms, "exposed_ms": result.mean("exposed") * ms}
+           "step_us": result.step_time * us, "compute_us": result.mean("compute") * us,
+           "comm_us": result.mean("comm") * us, "exposed_us": result.mean("exposed") * us}
     for role, t in result.mean_by_role("exposed_by_role").items():
-        row[f"exposed_{role}_ms"] = t * ms
+        row[f"exposed_{role}_us"] = t * us
     row["notes"] = result.notes
     return row
 
@@ -43,8 +43,8 @@ def summary(result) -> dict:
 def render(rows: list[dict]) -> str:
     """Topologies side by side: one column per result."""
     fields = list(TABLE_FIELDS)
-    roles = sorted({k for r in rows for k in r if k.startswith("exposed_") and k.endswith("_ms") and k != "exposed_ms"})
-    fields += [(k, f"  exposed {k[8:-3]} (ms)") for k in roles]
+    roles = sorted({k for r in rows for k in r if k.startswith("exposed_") and k.endswith("_us") and k != "exposed_us"})
+    fields += [(k, f"  exposed {k[8:-3]} (us)") for k in roles]
     head = [("npus", "NPUs"), ("scale", "scale")]
     width = max(12, *(len(r["topology"]) + 2 for r in rows))
     lines = [f"{'':<22}" + "".join(f"{r['topology']:>{width}}" for r in rows)]
@@ -52,7 +52,7 @@ def render(rows: list[dict]) -> str:
         lines.append(f"{label:<22}" + "".join(f"{r[key]:>{width},}" if isinstance(r[key], int) else
                                              f"{r[key]:>{width}}" for r in rows))
     for key, label in fields:
-        lines.append(f"{label:<22}" + "".join(f"{r.get(key, 0.0):>{width}.4f}" for r in rows))
+        lines.append(f"{label:<22}" + "".join(f"{r.get(key, 0.0):>{width}.2f}" for r in rows))
     for r in rows:
         for note in r["notes"]:
             lines.append(f"note ({r['topology']}): {note}")
@@ -101,7 +101,7 @@ def parse_roles(text: str, workload) -> dict[int, str]:
 
 
 def plot_scaling(workload, topologies, scales, args, path) -> None:
-    """Step time (ms) against NPUs, one line per topology (matplotlib)."""
+    """Step time (us) against NPUs, one line per topology (matplotlib)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -112,14 +112,14 @@ def plot_scaling(workload, topologies, scales, args, path) -> None:
         for text in scales:
             result = replay(workload, topology, parse_scale(text), args.placement, args.flop_rate,
                             from_step=args.from_step)
-            points.append((result.nranks, result.step_time * 1e3, result.mean("exposed") * 1e3, result.topology))
+            points.append((result.nranks, result.step_time * 1e6, result.mean("exposed") * 1e6, result.topology))
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{points[0][3]}: step")
         ax.plot([p[0] for p in points], [p[2] for p in points], marker="x", linestyle="--",
                 label=f"{points[0][3]}: exposed communication")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("NPUs")
-    ax.set_ylabel("ms per step (mean)")
+    ax.set_ylabel("us per step (mean)")
     ax.set_title("replayed step time against scale")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)

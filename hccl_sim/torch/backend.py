@@ -559,6 +559,8 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         self.comm.clock = begin
         try:
             record, source = self.comm.recv_any(wire, tag)
+            if _rec.active is not None:
+                _rec.active.op(self, "send_recv", ([("recv", tensor, source, tag)],), {}, record, timeline.clock)
         except (CollectiveError, CollectiveTimeout) as exc:
             raise _as_torch_error(exc) from exc
         finally:

@@ -197,16 +197,17 @@ class Layout:
 
 
 def parse_scale(text: str | None) -> dict[str, int]:
-    """``dp=1024,tp=8`` -> {"dp": 1024, "tp": 8}; raises ScaleError naming the bad item."""
+    """``dp=1024,tp=8`` -> {"dp": 1024, "tp": 8}; ``dp=all``: as many as the topology holds. Raises
+    ScaleError naming the bad item."""
     out = {}
     for item in (text or "").split(","):
         if not item.strip():
             continue
         name, _, value = item.partition("=")
         try:
-            out[name.strip()] = int(value)
+            out[name.strip()] = "all" if value.strip() == "all" else int(value)
         except ValueError:
-            raise ScaleError(f"--scale: {item!r} is not ROLE=SIZE (e.g. dp=1024,tp=8)") from None
+            raise ScaleError(f"--scale: {item!r} is not ROLE=SIZE or ROLE=all (e.g. dp=1024,tp=8)") from None
     return out
 
 
@@ -531,15 +532,24 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
            flop_rate: float | None = None, trace: bool = False, setup: bool = False,
            from_step: int = 0) -> ReplayResult:
     """Replay ``workload`` on ``topology`` (a preset name, a Topology, or None for the recorded one) at
-    ``scale`` (role -> group size, e.g. {"dp": 8192}; None: as recorded). ``flop_rate``: FLOP/s per NPU for
-    compute spans with known FLOPs (else the recorded seconds). ``setup``: also replay what ran before
-    each rank's first step (by default the replay starts there, each rank's clocks where they stood); ``from_step``: start at that step instead. Raises ScaleError when the scale does not
-    make a mesh of the recording or does not fit the topology (naming both), WorkloadError for records
-    that do not replay (naming rank, record and field)."""
+    ``scale`` (role -> group size, e.g. {"dp": 8192}, "all" for as many as fit; None: as recorded).
+    ``flop_rate``: FLOP/s per NPU for compute spans with known FLOPs (else the recorded seconds).
+    ``setup``: also replay what ran before each rank's first step (by default the replay starts there,
+    each rank's clocks where they stood); ``from_step``: start at that step instead.
+    Raises ScaleError when the scale does not make a mesh of the recording or does not fit the topology
+    (naming both), WorkloadError for records that do not replay (naming rank, record and field)."""
     if isinstance(scale, str):
         scale = parse_scale(scale)
-    layout = Layout(workload, scale)
     name = topology if topology is not None else workload.topology
+    fill = [k for k, v in (scale or {}).items() if v == "all"]
+    if fill:  # the one role given as "all" takes every NPU the other dimensions leave
+        if len(fill) > 1:
+            raise ScaleError(f"scale: only one role can be 'all', got {', '.join(fill)}")
+        capacity = (name if not isinstance(name, str) and name is not None else load_topology(name)).num_npus
+        probe = Layout(workload, {k: v for k, v in scale.items() if v != "all"})
+        others = math.prod(n for d, n in zip(probe.dims, probe.sizes) if d != fill[0])
+        scale = {**scale, fill[0]: max(capacity // others, 1)}
+    layout = Layout(workload, scale)
     shown = ",".join(f"{d}={n}" for d, n in zip(layout.dims, layout.sizes))
     try:
         topo = name if not isinstance(name, str) and name is not None else load_topology(name, layout.nranks)
