@@ -16,6 +16,7 @@ number of transfers, a function of the schedule alone, so a case always gets the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +36,25 @@ MANY_TRANSFERS = 1 << 22
 def choose_engine(schedule: Schedule) -> str:
     """"exact" or "stepwise": a function of the schedule alone (see ``EXACT_TRANSFERS``)."""
     return "exact" if schedule.num_transfers <= EXACT_TRANSFERS else "stepwise"
+
+
+class Engine(Protocol):
+    """A timing engine bound to one schedule (or transfer table): exit time (s) of each participant from
+    their entry times (s, shape (participants,)), and per-transfer records (``RECORD_DTYPE``) when
+    ``record``."""
+
+    def run(self, entry: np.ndarray, record: bool = False) -> tuple[np.ndarray, np.recarray | None]: ...
+
+
+@dataclass
+class StepwiseEngine:
+    """The stepwise engine (stepwise.py) bound to a schedule."""
+    simulator: StepwiseSimulator
+    schedule: Schedule
+    itemsize: int
+
+    def run(self, entry: np.ndarray, record: bool = False):
+        return self.simulator.run(self.schedule, self.itemsize, entry, record)
 
 
 @dataclass
@@ -75,6 +95,15 @@ class TimingModel:
             found = self._engines[key] = (schedule, ExactEngine(self.table(schedule, itemsize)))
         return found[1]
 
+    def engine(self, schedule: Schedule, itemsize: int, name: str | None = None) -> Engine:
+        """The engine ``name`` ("exact", "stepwise"; default ``choose_engine``'s) bound to ``schedule``."""
+        name = name or choose_engine(schedule)
+        if name == "exact":
+            return self.exact(schedule, itemsize)
+        if self._stepwise is None:
+            self._stepwise = StepwiseSimulator(self.topology, self.npus)
+        return StepwiseEngine(self._stepwise, schedule, itemsize)
+
     def _relative(self, entry, nranks: int, npus) -> tuple[np.ndarray, float]:
         entry = np.zeros(nranks) if entry is None else np.asarray(entry, dtype=np.float64)
         if entry.shape != (nranks,):
@@ -97,13 +126,7 @@ class TimingModel:
                 self._result_ranks = 0
             self._result_ranks += schedule.nranks
             engine = choose_engine(schedule)
-            if engine == "stepwise":  # large cases: numpy, one step at a time (see stepwise.py)
-                if self._stepwise is None:
-                    self._stepwise = StepwiseSimulator(self.topology, self.npus)
-                outcome = self._stepwise.run(schedule, itemsize, rel, record)
-            else:
-                outcome = self.exact(schedule, itemsize).run(rel, record)
-            cached = (schedule, outcome, engine)
+            cached = (schedule, self.engine(schedule, itemsize, engine).run(rel, record), engine)
             self._results[key] = cached
         (rel_exit, transfers), engine = cached[1], cached[2]
         return _result(entry, rel_exit, base, transfers, engine)
