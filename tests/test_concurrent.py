@@ -71,3 +71,12 @@ def test_readme_example_tensor_and_data_parallel_on_a_superpod():
     both = predict_many(tp + dp, topology="atlas950-superpod")
     assert round(both[0].time * 1e3, 3) == round(both[0].alone * 1e3, 3) == 0.525
     assert (round(both[-1].time * 1e3, 3), round(both[-1].alone * 1e3, 3)) == (7.341, 0.919)
+
+
+def test_table_transforms_apply_per_transfer_cost_terms():
+    """A cost term applied by transforming the transfer table: here 80% of line rate (bytes / 0.8)."""
+    topo = load_topology(SPEC)
+    sched = one_transfer(2, 0, 1, 1 << 20, "send")
+    model = TimingModel(topo, [0, 4])
+    model.table_transforms.append(lambda t: t.replace(bytes=t.bytes / 0.8))
+    assert model.run(sched, 1).time == pytest.approx(2e-6 + 4e-6 + (1 << 20) / 0.8 / 100e9, rel=1e-12)

@@ -79,11 +79,18 @@ class TimingModel:
         self._results: dict = {}
         self._stepwise = None
         self._result_ranks = 0
+        # TransferTable -> TransferTable functions applied to every table the exact engine times (per-call
+        # overhead, bandwidth efficiency, ...); the stepwise engine does not read tables
+        self.table_transforms: list = []
 
     def table(self, schedule: Schedule, itemsize: int, npus=None) -> TransferTable:
-        """The transfer table of ``schedule`` (ranks on ``npus``, default this model's placement)."""
+        """The transfer table of ``schedule`` (ranks on ``npus``, default this model's placement), with
+        every function of ``table_transforms`` applied in order (cost terms acting per transfer)."""
         npus = self.npus[: schedule.nranks] if npus is None else np.asarray(npus, dtype=np.int64)
-        return TransferTable.from_schedule(schedule, self.topology, npus, itemsize)
+        table = TransferTable.from_schedule(schedule, self.topology, npus, itemsize)
+        for transform in self.table_transforms:
+            table = transform(table)
+        return table
 
     def exact(self, schedule: Schedule, itemsize: int) -> ExactEngine:
         """The exact engine of ``schedule`` (built once per schedule and itemsize, bounded cache)."""

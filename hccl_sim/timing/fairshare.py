@@ -25,7 +25,10 @@ def progressive_filling(link: np.ndarray, flow: np.ndarray, nflows: int, capacit
         hop_share = share[link]
         flow_min = np.full(nflows, math.inf)  # each flow's tightest share
         if ordered:  # each flow's hops side by side: a segmented min
-            starts = np.flatnonzero(np.diff(flow, prepend=-1))
+            change = np.empty(len(flow), dtype=bool)
+            change[0] = True
+            np.not_equal(flow[1:], flow[:-1], out=change[1:])
+            starts = np.flatnonzero(change)
             flow_min[flow[starts]] = np.minimum.reduceat(hop_share, starts)
         else:
             np.minimum.at(flow_min, flow, hop_share)
