@@ -142,7 +142,8 @@ def main(argv=None) -> int:
         with open(args.write_passing, "w") as f:
             f.write(f"# tests of torch {torch.__version__}'s DistributedTest._DistTestBase that pass on "
                     f"{args.backend} (world size {args.world_size}),\n# made by: python scripts/torch_suite.py "
-                    f"--backend {args.backend} --world-size {args.world_size} --write-passing FILE\n")
+                    f"--backend {args.backend} --world-size {args.world_size} --start {args.start} "
+                    f"--write-passing FILE\n")
             f.writelines(n + "\n" for n, (o, _) in sorted(result.outcomes.items()) if o == "pass")
     return 1 if counts["fail"] or counts["error"] else 0
 
