@@ -362,7 +362,7 @@ class Communicator:
     def recv_any(self, tensor: torch.Tensor, tag: int = 0) -> tuple[CallRecord, int]:
         """Receive into ``tensor`` from whichever rank sends to this one with ``tag``; (record, source)."""
         check_dtype(tensor.dtype)
-        start, head = self.clock, np.zeros(3)
+        head = np.zeros(3)
         source = self._p2p.recv_any(head, 2 * tag, self.timeout, "recv from any source")
         record = self.batch_send_recv([("recv", tensor, source, tag)], head=head)
         return record, source

@@ -62,3 +62,21 @@ def test_bad_calls_are_named():
         predict_many([Call("allreduce", 1024, [0, 1]), Call("allreduce", 1024, [2, 2])], topology="flat")
     with pytest.raises(ValueError, match="has 2 ranks but 3 NPUs"):
         TimingModel(load_topology(SPEC), np.arange(8)).run_many([(one_transfer(2, 0, 1, 8, "x"), 1, [0, 1, 2], None)])
+
+
+def test_readme_example_tensor_and_data_parallel_on_a_superpod():
+    """The figures README "Timing" shows."""
+    tp = [Call("allreduce", 32 << 20, range(b * 8, b * 8 + 8)) for b in range(64)]
+    dp = [Call("reduce_scatter", 256 << 20, range(i, 512, 8)) for i in range(8)]
+    both = predict_many(tp + dp, topology="atlas950-superpod")
+    assert round(both[0].time * 1e3, 3) == round(both[0].alone * 1e3, 3) == 0.525
+    assert (round(both[-1].time * 1e3, 3), round(both[-1].alone * 1e3, 3)) == (7.341, 0.919)
+
+
+def test_table_transforms_apply_per_transfer_cost_terms():
+    """A cost term applied by transforming the transfer table: here 80% of line rate (bytes / 0.8)."""
+    topo = load_topology(SPEC)
+    sched = one_transfer(2, 0, 1, 1 << 20, "send")
+    model = TimingModel(topo, [0, 4])
+    model.table_transforms.append(lambda t: t.replace(bytes=t.bytes / 0.8))
+    assert model.run(sched, 1).time == pytest.approx(2e-6 + 4e-6 + (1 << 20) / 0.8 / 100e9, rel=1e-12)

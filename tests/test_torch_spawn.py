@@ -192,3 +192,24 @@ def test_spawned_ranks_over_gloo(tmp_path):
     for name in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALRANKID"):
         os.environ.pop(name, None)
     mp.spawn(_rank, args=(2, str(tmp_path / "store")), nprocs=2)
+
+
+def test_flops_compute_from_the_topology():
+    """HCCL_SIM_COMPUTE=flops without a rate: the preset's npu_flops times the efficiency."""
+    from hccl_sim.topology import load_topology
+    from hccl_sim.topology.files import topology_from_dict
+    from hccl_sim.torch.timeline import ComputeModel, Timeline
+
+    assert load_topology("cloudmatrix384").npu_flops == 7.52e14
+    assert topology_from_dict({"levels": [{"size": 4, "bandwidth": "100GB/s", "latency": "1us"}],
+                               "npu_flops": 1e15}).npu_flops == 1e15
+    tl = Timeline(compute=ComputeModel.parse("flops:eff=0.25"))
+    tl.npu_flops = load_topology("cloudmatrix384").npu_flops
+    a, b = torch.ones(64, 128), torch.ones(128, 32)
+    with tl.step() as step:
+        a @ b
+    assert step.compute == pytest.approx(2 * 64 * 128 * 32 / (7.52e14 * 0.25), rel=1e-12)
+    bare = Timeline(compute=ComputeModel.parse("flops"))  # a topology without npu_flops: a clear error
+    with pytest.raises(ValueError, match="no npu_flops"):
+        with bare.step():
+            pass

@@ -79,8 +79,10 @@ def predict_many(calls: Sequence[Call], nranks: int | None = None, topology=None
     of them sharing links max-min fairly (a tensor-parallel allreduce beside a data-parallel
     reduce-scatter, say). World ranks 0..nranks-1 (default: the largest rank named + 1) sit on NPUs by
     ``placement``; each call's group is its own communicator (``auto`` picks its algorithm as if it ran
-    alone). Timed by the exact engine; raises ValueError naming the call for a rank outside the world
-    and when all calls together have more transfers than the exact engine takes at once."""
+    alone). Timed by the exact engine, so a call alone in the list gets exactly its ``predict`` time
+    wherever ``predict`` uses that engine (``timing.choose_engine``); ``alone`` in each result is its
+    ``predict`` time. Raises ValueError naming the call for a rank outside the world, and when all calls
+    together have more transfers than the exact engine takes at once (``timing.engine.MANY_TRANSFERS``)."""
     calls = list(calls)
     if nranks is None:
         nranks = max((max(c.ranks) for c in calls if len(c.ranks)), default=-1) + 1

@@ -16,6 +16,7 @@ number of transfers, a function of the schedule alone, so a case always gets the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -35,6 +36,25 @@ MANY_TRANSFERS = 1 << 22
 def choose_engine(schedule: Schedule) -> str:
     """"exact" or "stepwise": a function of the schedule alone (see ``EXACT_TRANSFERS``)."""
     return "exact" if schedule.num_transfers <= EXACT_TRANSFERS else "stepwise"
+
+
+class Engine(Protocol):
+    """A timing engine bound to one schedule (or transfer table): exit time (s) of each participant from
+    their entry times (s, shape (participants,)), and per-transfer records (``RECORD_DTYPE``) when
+    ``record``."""
+
+    def run(self, entry: np.ndarray, record: bool = False) -> tuple[np.ndarray, np.recarray | None]: ...
+
+
+@dataclass
+class StepwiseEngine:
+    """The stepwise engine (stepwise.py) bound to a schedule."""
+    simulator: StepwiseSimulator
+    schedule: Schedule
+    itemsize: int
+
+    def run(self, entry: np.ndarray, record: bool = False):
+        return self.simulator.run(self.schedule, self.itemsize, entry, record)
 
 
 @dataclass
@@ -59,11 +79,18 @@ class TimingModel:
         self._results: dict = {}
         self._stepwise = None
         self._result_ranks = 0
+        # TransferTable -> TransferTable functions applied to every table the exact engine times (per-call
+        # overhead, bandwidth efficiency, ...); the stepwise engine does not read tables
+        self.table_transforms: list = []
 
     def table(self, schedule: Schedule, itemsize: int, npus=None) -> TransferTable:
-        """The transfer table of ``schedule`` (ranks on ``npus``, default this model's placement)."""
+        """The transfer table of ``schedule`` (ranks on ``npus``, default this model's placement), with
+        every function of ``table_transforms`` applied in order (cost terms acting per transfer)."""
         npus = self.npus[: schedule.nranks] if npus is None else np.asarray(npus, dtype=np.int64)
-        return TransferTable.from_schedule(schedule, self.topology, npus, itemsize)
+        table = TransferTable.from_schedule(schedule, self.topology, npus, itemsize)
+        for transform in self.table_transforms:
+            table = transform(table)
+        return table
 
     def exact(self, schedule: Schedule, itemsize: int) -> ExactEngine:
         """The exact engine of ``schedule`` (built once per schedule and itemsize, bounded cache)."""
@@ -74,6 +101,15 @@ class TimingModel:
                 self._engines.clear()
             found = self._engines[key] = (schedule, ExactEngine(self.table(schedule, itemsize)))
         return found[1]
+
+    def engine(self, schedule: Schedule, itemsize: int, name: str | None = None) -> Engine:
+        """The engine ``name`` ("exact", "stepwise"; default ``choose_engine``'s) bound to ``schedule``."""
+        name = name or choose_engine(schedule)
+        if name == "exact":
+            return self.exact(schedule, itemsize)
+        if self._stepwise is None:
+            self._stepwise = StepwiseSimulator(self.topology, self.npus)
+        return StepwiseEngine(self._stepwise, schedule, itemsize)
 
     def _relative(self, entry, nranks: int, npus) -> tuple[np.ndarray, float]:
         entry = np.zeros(nranks) if entry is None else np.asarray(entry, dtype=np.float64)
@@ -97,13 +133,7 @@ class TimingModel:
                 self._result_ranks = 0
             self._result_ranks += schedule.nranks
             engine = choose_engine(schedule)
-            if engine == "stepwise":  # large cases: numpy, one step at a time (see stepwise.py)
-                if self._stepwise is None:
-                    self._stepwise = StepwiseSimulator(self.topology, self.npus)
-                outcome = self._stepwise.run(schedule, itemsize, rel, record)
-            else:
-                outcome = self.exact(schedule, itemsize).run(rel, record)
-            cached = (schedule, outcome, engine)
+            cached = (schedule, self.engine(schedule, itemsize, engine).run(rel, record), engine)
             self._results[key] = cached
         (rel_exit, transfers), engine = cached[1], cached[2]
         return _result(entry, rel_exit, base, transfers, engine)

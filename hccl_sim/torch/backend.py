@@ -661,6 +661,7 @@ def create_process_group(dist_opts, options: Options | None = None):
     if not members:
         _world = (comm.model, getattr(transport, "comm", None))
         _tl.set_rank(rank)
+        _tl.timeline().npu_flops = comm.model.topology.npu_flops
     return ProcessGroupHcclSim(comm, rank, size)
 
 

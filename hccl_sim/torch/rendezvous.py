@@ -1,9 +1,9 @@
-"""Rendezvous from MPI: ``init_process_group("hccl_sim")`` under mpirun with no MASTER_ADDR/MASTER_PORT.
+"""Rendezvous from MPI: ``init_process_group("hccl_sim")`` under mpirun with no torch launch variables.
 
-torch needs a key-value store shared by all ranks (new_group, DeviceMesh and others use it). When the
-launch variables are missing we take rank and world size from MPI, let rank 0 open a TCPStore on a free
-port, and broadcast its address over MPI. With MASTER_ADDR and MASTER_PORT set, ``env://`` behaves as
-torch's own handler.
+torch needs a key-value store shared by all ranks (new_group, DeviceMesh and others use it). Under an MPI
+launcher without MASTER_ADDR, MASTER_PORT and RANK (cluster shells often export the first two only) we
+take rank and world size from MPI, let rank 0 open a TCPStore on a free port, and broadcast its address
+over MPI. With all of them set, or with no MPI launcher (torchrun, spawn), ``env://`` is torch's own.
 """
 from __future__ import annotations
 

@@ -30,27 +30,33 @@ class ComputeModel:
     """How host activity between collectives becomes modeled compute time."""
     mode: str = "host"  # host | flops | none
     factor: float = 1.0  # host: modeled seconds per host second
-    flop_rate: float = 1e12  # flops: FLOP/s of the modeled device
+    flop_rate: float | None = None  # flops: FLOP/s achieved; None: the topology's npu_flops x efficiency
+    efficiency: float = 0.5  # flops without a rate: share of the NPU's peak achieved (an assumption; set it)
 
     def __post_init__(self):
         if self.mode not in ("host", "flops", "none"):
             raise ValueError(f"compute mode: {self.mode!r} is not host, flops or none")
         if not self.factor >= 0:
             raise ValueError(f"compute factor: must be >= 0, got {self.factor!r}")
-        if not self.flop_rate > 0:
+        if self.flop_rate is not None and not self.flop_rate > 0:
             raise ValueError(f"compute flop_rate: must be > 0 FLOP/s, got {self.flop_rate!r}")
+        if not 0 < self.efficiency <= 1:
+            raise ValueError(f"compute efficiency: must be in (0, 1], got {self.efficiency!r}")
 
     @classmethod
     def parse(cls, spec: str | None) -> "ComputeModel":
-        """``host``, ``host:0.5``, ``flops:2e14``, ``none`` (the HCCL_SIM_COMPUTE variable)."""
+        """``host``, ``host:0.5``, ``flops:2e14`` (FLOP/s), ``flops`` or ``flops:eff=0.4`` (the topology's
+        ``npu_flops`` times an efficiency, default 0.5), ``none`` (the HCCL_SIM_COMPUTE variable)."""
         if not spec:
             return cls()
         mode, _, value = spec.partition(":")
         try:
             if mode == "host":
                 return cls("host", float(value) if value else 1.0)
+            if mode == "flops" and value.startswith("eff="):
+                return cls("flops", efficiency=float(value[4:]))
             if mode == "flops":
-                return cls("flops", flop_rate=float(value) if value else 1e12)
+                return cls("flops", flop_rate=float(value) if value else None)
         except ValueError as exc:
             raise ValueError(f"HCCL_SIM_COMPUTE: {spec!r} needs a number after the colon") from exc
         return cls(mode)  # validated in __post_init__
@@ -107,6 +113,7 @@ class Timeline:
         self.kinds: dict[str, KindTotals] = {}
         self.steps: list[StepReport] = []
         self._step: StepReport | None = None
+        self.npu_flops: float | None = None  # the world group topology's, for flops without a rate
         self._flops = None  # a FlopCounterMode while a step counts FLOPs
         self._flops_seen = 0
         self._host_mark = time.perf_counter()
@@ -156,9 +163,19 @@ class Timeline:
             self._add_compute((now - self._host_mark) * model.factor)
         elif model.mode == "flops" and self._flops is not None:
             total = self._flops.get_total_flops()
-            self._add_compute((total - self._flops_seen) / model.flop_rate)
+            self._add_compute((total - self._flops_seen) / self.flop_rate())
             self._flops_seen = total
         self._host_mark = now
+
+    def flop_rate(self) -> float:
+        """FLOP/s of the flops compute model: the given rate, else the topology's npu_flops x efficiency."""
+        model = self.compute_model
+        if model.flop_rate is not None:
+            return model.flop_rate
+        if self.npu_flops is None:
+            raise ValueError("HCCL_SIM_COMPUTE=flops: the topology has no npu_flops (presets cloudmatrix384, "
+                             "atlas950-superpod, dgx-h100 have); give a rate, e.g. flops:2e14")
+        return self.npu_flops * model.efficiency
 
     def _add_compute(self, seconds: float) -> None:
         if _rec.active is not None:
@@ -174,6 +191,8 @@ class Timeline:
         """Everything inside is one training step of the report."""
         if self._step is not None:
             raise RuntimeError("hccl_sim.torch.step: steps do not nest")
+        if self.compute_model.mode == "flops":
+            self.flop_rate()  # a missing rate is an error now, not after the step
         self._host_mark = time.perf_counter()  # time between steps (data loading, logging) is not compute
         index = len(self.steps)
         self._step = StepReport(index, name or f"step{index}", self.clock, self.clock)
