@@ -133,15 +133,17 @@ def test_truncated_and_malformed_files_name_the_record_and_field(tmp_path, recor
 
 
 def test_cli_replay_table_and_trace(recordings, tmp_path):
-    trace = tmp_path / "t.json"
+    trace, plot = tmp_path / "t.json", tmp_path / "p.png"
     proc = subprocess.run([sys.executable, "-m", "hccl_sim.cli", "replay", recordings["ddp"], "--topology",
-                           "atlas950-superpod,nvl144", "--scale", "dp=16", "--trace", str(trace)],
+                           "atlas950-superpod,nvl144", "--scale", "dp=16", "--trace", str(trace), "--plot", str(plot),
+                           "--scales", "dp=4", "dp=16", "--from-step", "2"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "atlas950-superpod" in lines[0] and "nvl144" in lines[0]
     assert any(line.startswith("step time (us)") for line in lines)
     assert json.load(open(trace))["otherData"]["nranks"] == 16
+    assert plot.stat().st_size > 1000
 
 
 def test_pipeline_replicated_by_a_new_dp_dimension(recordings):
@@ -181,3 +183,27 @@ def test_record_context_manager_in_one_process(tmp_path):
     kinds = [r["type"] for r in workload.ranks[0]]
     assert kinds[:4] == ["step_begin", "compute", "collective", "compute"] and "wait" in kinds
     assert replay(workload).step_time == pytest.approx(workload.steps(0)[0]["time"], rel=1e-12)
+
+
+def test_two_dimensional_mesh_scales_dp_and_replicates_tp():
+    """tp groups {0,1},{2,3} (inner), dp groups {0,2},{1,3}: dp=4 makes 8 ranks, 4 tp copies, 2 dp groups of 4."""
+    from hccl_sim.workload.replay import Layout
+
+    groups = [{"id": 0, "ranks": [0, 1], "role": "tp"}, {"id": 1, "ranks": [2, 3], "role": "tp"},
+              {"id": 2, "ranks": [0, 2], "role": "dp"}, {"id": 3, "ranks": [1, 3], "role": "dp"}]
+    programs = {}
+    for r in range(4):
+        tp, dp = (0 if r < 2 else 1), (2 if r % 2 == 0 else 3)
+        steps = _allreduce_program(tp, 1 << 16)
+        dp_call = dict(steps[2], id=1, group=dp)
+        programs[r] = steps[:4] + [dp_call, {"type": "wait", "op": 1}] + steps[4:]
+    workload = parse(_doc(groups, programs, 4))
+    layout = Layout(workload, {"dp": 4})
+    assert layout.dims == ["dp", "tp"] and layout.nranks == 8
+    assert layout.instances(0).tolist() == [[0, 1], [4, 5]] and layout.instances(1).tolist() == [[2, 3], [6, 7]]
+    assert layout.instances(2).tolist() == [[0, 2, 4, 6]] and layout.instances(3).tolist() == [[1, 3, 5, 7]]
+    assert layout.template.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]
+    result = replay(workload, "atlas950-superpod", {"dp": 4})
+    assert set(result.steps[0].comm_by_role) == {"tp", "dp"} and result.nranks == 8
+    with pytest.raises(ScaleError, match="tp=4: tp groups keep their recorded size 2"):
+        replay(workload, "atlas950-superpod", {"dp": 4, "tp": 4})
