@@ -207,3 +207,12 @@ def test_two_dimensional_mesh_scales_dp_and_replicates_tp():
     assert set(result.steps[0].comm_by_role) == {"tp", "dp"} and result.nranks == 8
     with pytest.raises(ScaleError, match="tp=4: tp groups keep their recorded size 2"):
         replay(workload, "atlas950-superpod", {"dp": 4, "tp": 4})
+
+
+def test_a_receive_nobody_sends_is_an_error_naming_the_rank_and_record():
+    groups = [{"id": 0, "ranks": [0, 1], "role": "pp"}]
+    recv = {"type": "p2p", "id": 0, "group": 0, "ops": [["recv", 1, 64, 0]], "issue": 0, "start": 0, "end": 0}
+    programs = {0: [{"type": "step_begin", "name": "s"}, recv, {"type": "step_end", "name": "s"}],
+                1: [{"type": "step_begin", "name": "s"}, {"type": "step_end", "name": "s"}]}
+    with pytest.raises(WorkloadError, match=r"none can go on: rank 0 record 1 \(p2p on group 0\)"):
+        replay(parse(_doc(groups, programs, 2)))
