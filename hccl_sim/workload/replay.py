@@ -46,6 +46,7 @@ from ..topology import load_topology
 from .format import Workload, WorkloadError
 
 KEPT_ROLES = ("tp", "pp", "cp")  # keep their size when scaled
+TRACKS = ("compute", "comm")  # a rank's trace rows: its compute clock and its communication stream
 BLOCKED = ("allgather", "reduce_scatter", "alltoall")
 EVEN = {"allgatherv": "allgather", "reduce_scatterv": "reduce_scatter", "alltoallv": "alltoall"}
 
@@ -290,7 +291,7 @@ class _Replayer:
     def _event(self, t, name, cat, start, end, args=None):
         if self.events is not None and len(self.events) < 200_000 and end > start:
             rank = int(self.layout.replicas[t][0])
-            self.events.append({"name": name, "cat": cat, "ph": "X", "pid": rank, "tid": cat,
+            self.events.append({"name": name, "cat": cat, "ph": "X", "pid": rank, "tid": TRACKS.index(cat),
                                 "ts": start * 1e6, "dur": (end - start) * 1e6, "args": args or {}})
 
     # -- one rank's records up to the next one that needs others ----------------------------------
@@ -572,9 +573,13 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
     shown = dict(zip(layout.dims, layout.sizes))
     trace_doc = None
     if trace:
-        meta = [{"name": "process_name", "ph": "M", "pid": int(layout.replicas[t][0]),
-                 "args": {"name": f"rank {int(layout.replicas[t][0])} (replays recorded rank {t})"}}
-                for t in range(workload.world_size)]
+        meta = []
+        for t in range(workload.world_size):
+            pid = int(layout.replicas[t][0])
+            meta.append({"name": "process_name", "ph": "M", "pid": pid,
+                         "args": {"name": f"rank {pid} (replays recorded rank {t})"}})
+            meta += [{"name": "thread_name", "ph": "M", "pid": pid, "tid": i, "args": {"name": track}}
+                     for i, track in enumerate(TRACKS)]
         trace_doc = {"traceEvents": meta + r.events, "displayTimeUnit": "ns",
                      "otherData": {"topology": topo.name, "scale": shown, "nranks": layout.nranks}}
     return ReplayResult(topo.name, layout.nranks, shown, steps, r.notes, trace_doc)
