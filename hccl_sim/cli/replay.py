@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--scale", default=None, help="group sizes by role, e.g. dp=1024,tp=8 (default: as recorded)")
     p.add_argument("--placement", default=None, help="ranks onto NPUs: linear, spread, per-group:K, list:0,1,...")
     p.add_argument("--roles", default=None, help=f"roles of recorded groups, e.g. world=fsdp ({', '.join(ROLES)})")
+    p.add_argument("--algo", default=None,
+                   help="algorithm for collectives recorded as auto (default: auto again at the new scale)")
     p.add_argument("--from-step", type=int, default=0, help="replay from this recorded step (default 0)")
     p.add_argument("--flop-rate", type=float, default=None,
                    help="FLOP/s per NPU: compute spans with recorded FLOPs take FLOPs / rate (else recorded seconds)")
@@ -69,7 +71,7 @@ def run(args) -> int:
     rows, results = [], []
     for i, topology in enumerate(topologies):
         result = replay(workload, topology, scale, args.placement, args.flop_rate, trace=bool(args.trace) and i == 0,
-                        from_step=args.from_step)
+                        from_step=args.from_step, algo=args.algo)
         results.append(result)
         rows.append(summary(result))
     if args.trace:
@@ -111,7 +113,7 @@ def plot_scaling(workload, topologies, scales, args, path) -> None:
         points = []
         for text in scales:
             result = replay(workload, topology, parse_scale(text), args.placement, args.flop_rate,
-                            from_step=args.from_step)
+                            from_step=args.from_step, algo=args.algo)
             points.append((result.nranks, result.step_time * 1e6, result.mean("exposed") * 1e6, result.topology))
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{points[0][3]}: step")

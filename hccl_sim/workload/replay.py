@@ -250,7 +250,8 @@ class ReplayResult:
 # ---- the replay ---------------------------------------------------------------------------------
 class _Replayer:
     def __init__(self, workload, layout: Layout, topology, placement, flop_rate, trace, steps_only=True,
-                 from_step=0):
+                 from_step=0, algo=None):
+        self.algo = algo
         self.w, self.layout = workload, layout
         self.roles = layout.roles
         self.world = NetworkModel(layout.nranks, topology, placement)
@@ -460,7 +461,8 @@ class _Replayer:
             model = NetworkModel(size, self.world.topology, self.npus[instances[0]].tolist())
             root = (first.get("root") or 0) % size
             try:
-                algo = model.resolve(kind, first["algo"], count, itemsize, root=root, blocks=blocks, matrix=matrix)
+                asked = self.algo if self.algo and first["algo"] == "auto" else first["algo"]
+                algo = model.resolve(kind, asked, count, itemsize, root=root, blocks=blocks, matrix=matrix)
             except ValueError:  # nothing applies at this scale under auto: the algorithm the run used
                 algo = first.get("resolved") or first["algo"]
             try:
@@ -531,12 +533,14 @@ class _Replayer:
 
 def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None = None, placement=None,
            flop_rate: float | None = None, trace: bool = False, setup: bool = False,
-           from_step: int = 0) -> ReplayResult:
+           from_step: int = 0, algo: str | None = None) -> ReplayResult:
     """Replay ``workload`` on ``topology`` (a preset name, a Topology, or None for the recorded one) at
     ``scale`` (role -> group size, e.g. {"dp": 8192}, "all" for as many as fit; None: as recorded).
     ``flop_rate``: FLOP/s per NPU for compute spans with known FLOPs (else the recorded seconds).
     ``setup``: also replay what ran before each rank's first step (by default the replay starts there,
-    each rank's clocks where they stood); ``from_step``: start at that step instead.
+    each rank's clocks where they stood); ``from_step``: start at that step instead. ``algo``: the
+    algorithm of collectives recorded as ``auto`` (default: auto again, which times every applicable
+    algorithm at the new scale -- most of the cost at 524,288 ranks).
     Raises ScaleError when the scale does not make a mesh of the recording or does not fit the topology
     (naming both), WorkloadError for records that do not replay (naming rank, record and field)."""
     if isinstance(scale, str):
@@ -560,7 +564,8 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
         raise ScaleError(f"scale {shown} needs {layout.nranks:,} NPUs; topology {topo.name} has {topo.num_npus:,}")
     if placement is None and topology is None and workload.placement is not None and not scale:
         placement = workload.placement
-    r = _Replayer(workload, layout, topo, placement, flop_rate, trace, steps_only=not setup, from_step=from_step)
+    r = _Replayer(workload, layout, topo, placement, flop_rate, trace, steps_only=not setup, from_step=from_step,
+                  algo=algo)
     r.run()
     nsteps = min(len(s) for s in r.step_results)
     steps = []
