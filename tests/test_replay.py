@@ -71,6 +71,8 @@ def test_scale_that_does_not_fit_names_scale_and_topology(recordings):
         replay(workload, "atlas950-superpod", {"dp": 9000})
     with pytest.raises(ScaleError, match="pp=4.*keep their recorded size 2"):
         replay(load(recordings["pipeline"]), "atlas950-superpod", {"pp": 4})
+    with pytest.raises(ScaleError, match="tp=2: the recording has no tp groups"):
+        replay(workload, "atlas950-superpod", {"tp": 2})
 
 
 # ---- synthetic workloads (no torch) ---------------------------------------------------------------

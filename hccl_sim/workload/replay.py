@@ -14,8 +14,9 @@ as pp if it sent or received, else as dp). Rules:
   gradient buckets over more ranks);
 - a sharded (fsdp) group grows; all-gather and reduce-scatter keep the full (unsharded) size, each
   rank's shard becomes full / new size (rounded up to whole elements, as FSDP pads);
-- tensor-, pipeline- and context-parallel groups (tp, pp, cp) keep their size; a scale naming a role
-  the recording does not have (``dp`` for a pipeline run) replicates the whole recording that many times.
+- tensor-, pipeline- and context-parallel groups (tp, pp, cp) keep their size; ``dp`` for a recording
+  without dp groups (a pipeline run) replicates the whole recording that many times (no other role can
+  be added).
 
 Each new rank runs the program of the recorded rank at the same mesh coordinates (modulo the recorded
 sizes); ranks are numbered row-major over the mesh (the recording's innermost dimension innermost),
@@ -143,6 +144,10 @@ class Layout:
                 raise ScaleError(f"scale {role}={n}: {role} groups keep their recorded size {sizes[role]} "
                                  f"(grow dp, fsdp or ep instead, or add a replica dimension)")
         new = [r for r in scale if r not in sizes]
+        for role in new:
+            if role != "dp":
+                raise ScaleError(f"scale {role}={scale[role]}: the recording has no {role} groups (it has "
+                                 f"{', '.join(sizes) or 'none'}); only dp can be added, as replicas of the whole run")
         self.dims = new + recorded  # outermost first
         self.recorded = {r: sizes[r] for r in recorded}
         self.sizes = [scale.get(r, sizes.get(r, 1)) for r in self.dims]
