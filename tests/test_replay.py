@@ -220,3 +220,31 @@ def test_a_receive_nobody_sends_is_an_error_naming_the_rank_and_record():
                 1: [{"type": "step_begin", "name": "s"}, {"type": "step_end", "name": "s"}]}
     with pytest.raises(WorkloadError, match=r"none can go on: rank 0 record 1 \(p2p on group 0\)"):
         replay(parse(_doc(groups, programs, 2)))
+
+
+COMMUNICATOR_RUN = """
+import sys, torch
+from hccl_sim import Communicator
+from hccl_sim.workload.recorder import RecordingCommunicator
+comm = RecordingCommunicator(Communicator(topology="atlas950-superpod"), sys.argv[1], role="dp")
+for step in range(2):
+    with comm.step():
+        comm.advance(1e-4 * (1 + comm.rank))  # rank 1 computes longer: rank 0 waits in the allreduce
+        comm.allreduce(torch.ones(1 << 16))
+        peer = 1 - comm.rank
+        comm.batch_send_recv([("send", torch.ones(256), peer), ("recv", torch.empty(256), peer)])
+comm.save()
+"""
+
+
+def test_communicator_recording_replays_to_its_own_clock(tmp_path):
+    path = str(tmp_path / "comm.json")
+    proc = subprocess.run(["mpirun", "-n", "2", sys.executable, "-c", COMMUNICATOR_RUN, path], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    workload = load(path)
+    assert workload.topology == "atlas950-superpod" and workload.groups[next(iter(workload.groups))].role == "dp"
+    recorded = np.array([[s["time"] for s in workload.steps(r)] for r in range(2)]).T
+    result = replay(workload)
+    np.testing.assert_allclose(np.array([s.rank_times for s in result.steps]), recorded, rtol=1e-9)
+    assert result.steps[0].exposed > 0  # rank 1's longer compute shows as rank 0's wait
