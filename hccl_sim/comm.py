@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from mpi4py import MPI
 
 from .algorithms import Job, Schedule, StepBuilder, selection
 from .collectives import SPECS, finish, working_buffers
@@ -16,8 +15,8 @@ from .dtypes import DTYPE_CODES, DTYPE_NAMES, OP_CODES, OPS, UnsupportedError, c
 from .executors.model import NetworkModel
 from .executors.mpi import MPIExecutor, as_bytes
 from .errors import CollectiveError, CollectiveTimeout
-from .executors.notices import FailureNotices
-from .executors.waiting import DEFAULT_TIMEOUT, wait_all
+from .executors.transport import as_transport
+from .executors.waiting import DEFAULT_TIMEOUT
 
 COLLECTIVES = tuple(SPECS)
 
@@ -51,7 +50,9 @@ def _abort_on_uncaught_timeout(previous):
         previous(kind, value, tb)
         if issubclass(kind, CollectiveTimeout):
             sys.stderr.flush()
-            MPI.COMM_WORLD.Abort(1)
+            if "mpi4py.MPI" in sys.modules:
+                sys.modules["mpi4py.MPI"].COMM_WORLD.Abort(1)
+            os._exit(1)  # gloo: do not wait at exit for ranks that never come
     hook.installed = True
     return hook
 
@@ -97,24 +98,24 @@ def _flat(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class Communicator:
-    """Collectives over an MPI communicator, with modeled time on a modeled topology.
+    """Collectives over an MPI communicator (or another Transport), with modeled time on a modeled topology.
 
     ``topology`` is a preset spec (``"flat"``, ``"two-level:server=4"``), a file path or a Topology;
     ``placement`` maps ranks to NPUs (``"linear"``, ``"spread"``, ``"per-group:K"``, ``"list:..."``).
     ``algo`` is the default algorithm (``"auto"`` picks the lowest modeled time).
     """
 
-    def __init__(self, comm: MPI.Comm | None = None, topology=None, placement=None, algo: str | None = None,
+    def __init__(self, comm=None, topology=None, placement=None, algo: str | None = None,
                  check: bool = True, timeout: float | None = None):
-        base = comm if comm is not None else MPI.COMM_WORLD
-        self.mpi = base.Dup()  # our traffic never matches the user's
-        self.mpi.Set_errhandler(MPI.ERRORS_RETURN)  # a dead peer raises here instead of aborting the job
+        base = as_transport(comm)  # MPI.COMM_WORLD if None
+        self.transport = base.dup()  # our traffic never matches the user's; a dead peer raises, not aborts
+        self.mpi = getattr(self.transport, "comm", None)  # the MPI communicator (None over gloo)
         self.timeout = DEFAULT_TIMEOUT if timeout is None else float(timeout)
         if not getattr(sys.excepthook, "installed", False):
             sys.excepthook = _abort_on_uncaught_timeout(sys.excepthook)
         if not self.timeout > 0:
             raise ValueError(f"timeout: must be > 0 seconds, got {timeout!r}")
-        self.rank, self.size = self.mpi.rank, self.mpi.size
+        self.rank, self.size = self.transport.rank, self.transport.size
         topology = topology if topology is not None else os.environ.get("HCCL_SIM_TOPOLOGY")
         placement = placement if placement is not None else os.environ.get("HCCL_SIM_PLACEMENT")
         self.model = NetworkModel(self.size, topology, placement)
@@ -123,11 +124,10 @@ class Communicator:
         self.clock = 0.0
         self.last: CallRecord | None = None
         self.last_timing = None  # the TimingResult of the last call (all ranks' entry and exit)
-        self.notices = FailureNotices(self.mpi)  # a rank failing mid-call tells the others at once
-        self.executor = MPIExecutor(self.mpi, self.timeout, self.notices)
-        self._p2p = base.Dup()  # send/recv traffic: user tags never meet collective steps
-        self._p2p.Set_errhandler(MPI.ERRORS_RETURN)
-        self._tag_ub = min(int(self._p2p.Get_attr(MPI.TAG_UB) or 32767), 1 << 30)
+        self.notices = self.transport.failure_notices()  # a rank failing mid-call tells the others at once
+        self.executor = MPIExecutor(self.transport, self.timeout, self.notices)
+        self._p2p = base.dup()  # send/recv traffic: user tags never meet collective steps
+        self._tag_ub = min(self._p2p.tag_ub, 1 << 30)
         self._peers = [r for r in range(self.size) if r != self.rank]
         self._header = np.zeros(len(_FIELDS))
         self._headers = np.zeros((self.size, len(_FIELDS)))
@@ -145,14 +145,12 @@ class Communicator:
 
     def sync_clocks(self) -> float:
         """Set every rank's clock to the latest one (a free, modeled-time-only barrier)."""
-        self.clock = self.mpi.allreduce(self.clock, op=MPI.MAX)
+        self.clock = max(self.transport.allgather(self.clock))
         return self.clock
 
     def free(self) -> None:
-        if self.mpi != MPI.COMM_NULL:
-            self.mpi.Free()
-        if self._p2p != MPI.COMM_NULL:
-            self._p2p.Free()
+        self.transport.free()
+        self._p2p.free()
 
     # ---- collectives --------------------------------------------------------------------------
     # torch.distributed's argument order: output first. Every call returns this rank's CallRecord.
@@ -307,8 +305,7 @@ class Communicator:
         exchange) and check they agree; (blocks, matrix, working count), identical on every rank."""
         p = self.size
         mine = np.asarray(list(counts) + (list(recv_counts) if recv_counts is not None else []), dtype=np.int64)
-        rows = np.zeros((p, len(mine)), dtype=np.int64)
-        self.mpi.Allgather(mine, rows)
+        rows = np.array(self.transport.allgather(mine), dtype=np.int64).reshape(p, len(mine))
         if collective == "alltoallv":
             send, recv = rows[:, :p], rows[:, p:]
             bad = [(i, j) for i in range(p) for j in range(p) if send[i, j] != recv[j, i]]
@@ -335,11 +332,12 @@ class Communicator:
         """Receive into ``tensor`` from rank ``src``: clock = max(own clock, sender's clock + transfer)."""
         return self.batch_send_recv([("recv", tensor, src, tag)])
 
-    def batch_send_recv(self, ops) -> CallRecord:
+    def batch_send_recv(self, ops, head=None) -> CallRecord:
         """``ops``: ("send" | "recv", tensor, peer[, tag]) items, all posted, then all waited for.
 
         This rank's sends are timed together (they share its links) from its clock; each receive
-        completes at the arrival time its sender computed. The clock ends at the latest of them."""
+        completes at the arrival time its sender computed. The clock ends at the latest of them.
+        ``head``: the header of a single receive, already received (``recv_any``)."""
         ops = [tuple(o) + (0,) * (4 - len(o)) for o in ops]
         for kind, tensor, peer, tag in ops:
             if kind not in ("send", "recv"):
@@ -358,14 +356,14 @@ class Communicator:
         # phase 1: headers (arrival time, bytes, dtype) both ways, and the data of the sends
         out_heads = [np.array([a, t.numel() * t.element_size(), DTYPE_CODES[t.dtype]], dtype=np.float64)
                      for a, (t, _, _) in zip(arrivals, sends)]
-        in_heads = [np.zeros(3) for _ in recvs]
+        in_heads = [np.zeros(3) for _ in recvs] if head is None else [head]
         flats = [_flat(t) for t, _, _ in sends]
-        reqs = [self._p2p.Irecv(h, peer, 2 * tag) for h, (_, peer, tag) in zip(in_heads, recvs)]
-        peers = [peer for _, peer, _ in recvs]
-        reqs += [self._p2p.Isend(h, peer, 2 * tag) for h, (_, peer, tag) in zip(out_heads, sends)]
-        reqs += [self._p2p.Isend([as_bytes(f), MPI.BYTE], peer, 2 * tag + 1) for f, (_, peer, tag) in zip(flats, sends)]
-        peers += [peer for _, peer, _ in sends] * 2
-        wait_all(reqs[:len(recvs)], peers[:len(recvs)], self.timeout, "recv", self.notices)
+        head_reqs = [] if head is not None else [
+            self._p2p.irecv(h, peer, 2 * tag) for h, (_, peer, tag) in zip(in_heads, recvs)]
+        send_reqs = [self._p2p.isend(h, peer, 2 * tag) for h, (_, peer, tag) in zip(out_heads, sends)]
+        send_reqs += [self._p2p.isend(as_bytes(f), peer, 2 * tag + 1) for f, (_, peer, tag) in zip(flats, sends)]
+        send_peers = [peer for _, peer, _ in sends] * 2
+        self._p2p.wait_all(head_reqs, [peer for _, peer, _ in recvs], self.timeout, "recv", self.notices)
         # phase 2: the data of the receives, each checked against its header
         problems, data_reqs, targets = [], [], []
         for head, (t, peer, tag) in zip(in_heads, recvs):
@@ -376,9 +374,9 @@ class Communicator:
                                 f"{list(DTYPE_CODES)[int(head[2])]}, the tensor {nbytes} bytes of {t.dtype}")
                 flat = torch.empty(int(head[1]), dtype=torch.uint8)  # drain it so the sender completes
             targets.append((t, flat))
-            data_reqs.append(self._p2p.Irecv([as_bytes(flat), MPI.BYTE], peer, 2 * tag + 1))
-        wait_all(data_reqs + reqs[len(recvs):], [p for _, p, _ in recvs] + peers[len(recvs):], self.timeout,
-                 "batch_send_recv", self.notices)
+            data_reqs.append(self._p2p.irecv(as_bytes(flat), peer, 2 * tag + 1))
+        self._p2p.wait_all(data_reqs + send_reqs, [p for _, p, _ in recvs] + send_peers, self.timeout,
+                           "batch_send_recv", self.notices)
         if problems:
             raise CollectiveError("; ".join(problems))
         for t, flat in targets:
@@ -391,6 +389,14 @@ class Communicator:
             {t.dtype for _, t, _, _ in ops}) > 1 else DTYPE_NAMES.get(ops[0][1].dtype, "none") if ops else "none",
             "none", nbytes, start, self.clock, self.clock - start)
         return self.last
+
+    def recv_any(self, tensor: torch.Tensor, tag: int = 0) -> tuple[CallRecord, int]:
+        """Receive into ``tensor`` from whichever rank sends to this one with ``tag``; (record, source)."""
+        check_dtype(tensor.dtype)
+        head = np.zeros(3)
+        source = self._p2p.recv_any(head, 2 * tag, self.timeout, "recv from any source")
+        record = self.batch_send_recv([("recv", tensor, source, tag)], head=head)
+        return record, source
 
     def _send_arrivals(self, sends) -> list[float]:
         """Modeled arrival time of each of this rank's concurrent sends, posted at its clock."""
@@ -415,11 +421,11 @@ class Communicator:
         headers = self._headers
         headers[self.rank] = h
         # point to point rather than MPI_Allgather, so that a rank that never comes is named, not waited for
-        requests = [self.mpi.Irecv(headers[r], r, _HEADER_TAG) for r in self._peers]
-        requests += [self.mpi.Isend(h, r, _HEADER_TAG) for r in self._peers]
-        wait_all(requests, self._peers * 2, self.timeout, collective, self.notices)
+        requests = [self.transport.irecv(headers[r], r, _HEADER_TAG) for r in self._peers]
+        requests += [self.transport.isend(h, r, _HEADER_TAG) for r in self._peers]
+        self.transport.wait_all(requests, self._peers * 2, self.timeout, collective, self.notices)
         if headers[:, 7].any():
-            messages = self.mpi.allgather(error)  # only on the error path: a pickled exchange is fine
+            messages = self.transport.allgather(error)  # only on the error path: a pickled exchange is fine
             bad = [f"rank {r}: {m}" for r, m in enumerate(messages) if m]
             raise CollectiveError(f"{collective}: invalid input on {len(bad)} rank(s): " + "; ".join(bad))
         if self.check:
@@ -430,7 +436,7 @@ class Communicator:
 
     def _mismatch(self, collective, field, mine):
         shown = DTYPE_NAMES.get(mine, mine) if field == "dtype" else mine
-        values = self.mpi.allgather(str(shown))
+        values = self.transport.allgather(str(shown))
         groups: dict[str, list[int]] = {}
         for r, v in enumerate(values):
             groups.setdefault(v, []).append(r)

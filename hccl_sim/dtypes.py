@@ -19,9 +19,11 @@ DTYPES = {
 for _name, _attr in (("fp8_e4m3", "float8_e4m3fn"), ("fp8_e5m2", "float8_e5m2")):
     if hasattr(torch, _attr):  # torch >= 2.1
         DTYPES[_name] = getattr(torch, _attr)
+DTYPES["int16"] = torch.int16  # gloo has no int16 kernel; the torch backend reduces it here
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
     "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",
+    "short": "int16",
     "f8e4m3": "fp8_e4m3", "float8_e4m3fn": "fp8_e4m3", "e4m3": "fp8_e4m3",
     "f8e5m2": "fp8_e5m2", "float8_e5m2": "fp8_e5m2", "e5m2": "fp8_e5m2",
 }

@@ -1,5 +1,6 @@
 """Training loops on the hccl_sim torch backend end equal to gloo and to one process (the examples' --check)."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -52,3 +53,35 @@ def test_torch_launch_variables_and_rank_order():
     assert proc.returncode == 0, out[-4000:]
     assert out.count(": OK") == 2, out[-4000:]
     assert "[hccl_sim rank 1]" in out  # HCCL_SIM_REPORT=1: every rank prints its summary at exit
+
+
+def torchrun(nranks, script, *args):
+    env = {k: v for k, v in os.environ.items() if k not in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE")}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nranks),
+               os.path.join(EXAMPLES, script), *args]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    return proc, proc.stdout + proc.stderr
+
+
+def test_torchrun_ddp_over_gloo_transport():
+    """torchrun, no mpirun: torch's rendezvous and the gloo transport; the same check as under mpirun."""
+    proc, out = torchrun(2, "ddp.py", "--check", "--steps", "5")
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == 2 and "overlapped" in out, out[-4000:]
+
+
+def test_mpirun_with_master_address_but_no_rank():
+    """Cluster shells export MASTER_ADDR/MASTER_PORT; without RANK, init uses MPI's rendezvous."""
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    proc, out = mpirun(2, "ddp.py", "--steps", "2", env=env)
+    assert proc.returncode == 0, out[-4000:]
+    assert "DDP on hccl_sim: 2 ranks" in out, out[-4000:]
+
+
+def test_torchrun_fsdp2_prefetch_overlaps_in_modeled_time():
+    """FSDP2 with async prefetched all-gathers: equal to gloo and one process, part of the communication hidden."""
+    proc, out = torchrun(2, "fsdp.py", "--check", "--steps", "3", "--prefetch", "--compute", "flops:1e11")
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == 2, out[-4000:]
+    share = float(re.search(r"overlapped ([0-9.]+)% of it", out).group(1))
+    assert share > 0, out[-4000:]

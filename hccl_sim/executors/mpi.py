@@ -1,7 +1,7 @@
-"""Layer 4a: moves the real bytes of a schedule between MPI processes.
+"""Layer 4a: moves the real bytes of a schedule between processes (MPI, or gloo: ``transport.py``).
 
 Buffer-based throughout: each torch tensor is viewed as bytes through numpy (no copy, no pickle),
-and mpi4py sends slices of that view. Per step, a rank posts its receives then its sends, waits
+and the transport sends slices of that view. Per step, a rank posts its receives then its sends, waits
 for all of them, then applies the reductions in place with torch. Copies land straight in their
 destination unless they would overwrite data this rank sends in the same step; reductions arrive in
 a scratch buffer first.
@@ -12,11 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from mpi4py import MPI
-
 from ..algorithms.schedule import Schedule
 from ..dtypes import reducer
-from .waiting import DEFAULT_TIMEOUT, wait_all
+from .transport import Transport, as_transport
 
 _TAG_SPACE = 1 << 15
 
@@ -70,10 +68,10 @@ def as_bytes(tensor: torch.Tensor) -> np.ndarray:
 
 
 class MPIExecutor:
-    def __init__(self, comm: MPI.Comm, timeout: float = DEFAULT_TIMEOUT, notices=None):
-        self.comm = comm
+    def __init__(self, transport: Transport, timeout: float = 30.0, notices=None):
+        self.comm = as_transport(transport)
         self.timeout = timeout
-        self.notices = notices  # a notices.FailureNotices every wait polls, or None
+        self.notices = notices  # failure notices every wait polls (Transport.failure_notices()), or None
         self._plans: dict = {}
         self._scratch: torch.Tensor | None = None
 
@@ -104,11 +102,11 @@ class MPIExecutor:
         raw = {b: as_bytes(t) for b, t in buffers.items()}
         raw[None] = as_bytes(tmp)
         combine = reducer(op)
-        comm, BYTE = self.comm, MPI.BYTE
+        comm = self.comm
         for st in steps:
-            reqs = [comm.Irecv([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.recvs]
-            reqs += [comm.Isend([raw[b][o:o + n], BYTE], peer, st.tag) for peer, b, o, n in st.sends]
-            wait_all(reqs, st.peers, self.timeout, what, self.notices)
+            reqs = [comm.irecv(raw[b][o:o + n], peer, st.tag) for peer, b, o, n in st.recvs]
+            reqs += [comm.isend(raw[b][o:o + n], peer, st.tag) for peer, b, o, n in st.sends]
+            comm.wait_all(reqs, st.peers, self.timeout, what, self.notices)
             for t, b, o, count in st.reduces:
                 combine(buffers[b][o:o + count], tmp[t:t + count])
             for t, b, o, count in st.staged:

@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import time
 
-from mpi4py import MPI
-
 from ..errors import CollectiveTimeout
 
 DEFAULT_TIMEOUT = float(os.environ.get("HCCL_SIM_TIMEOUT", "30"))
@@ -19,6 +17,8 @@ def wait_all(requests: list, peers: list[int], timeout: float, what: str, notice
     ``notices`` (a notices.FailureNotices), a failure announced by any rank ends the wait with its
     CollectiveError (the outstanding requests are cancelled).
     """
+    from mpi4py import MPI  # here, so a gloo-only process never initialises MPI
+
     deadline = None
     polls = 0
     try:
@@ -44,6 +44,8 @@ def wait_all(requests: list, peers: list[int], timeout: float, what: str, notice
 
 def _outstanding(requests, peers) -> list[int]:
     """Peers whose requests have not completed; frees those requests so the process can still exit."""
+    from mpi4py import MPI
+
     missing = set()
     for request, peer in zip(requests, peers):
         if request == MPI.REQUEST_NULL:

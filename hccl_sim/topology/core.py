@@ -76,6 +76,7 @@ class Topology:
     description: str = ""
     faults: Faults = Faults()
     placement: "str | tuple[int, ...] | None" = None  # default placement of ranks (files may set one)
+    npu_flops: float | None = None  # FLOP/s of one NPU (dense, its training precision); HCCL_SIM_COMPUTE=flops
     _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self):
@@ -87,6 +88,8 @@ class Topology:
             if level.kind == "mesh" and seen_switch:
                 raise TopologyError(f"levels[{i}].kind: mesh levels must lie below every switch level")
             seen_switch |= level.kind == "switch"
+        if self.npu_flops is not None and not (0 < self.npu_flops < math.inf):
+            raise TopologyError(f"npu_flops: must be a positive FLOP/s rate, got {self.npu_flops!r}")
         if not (self.reduce_bandwidth > 0):
             raise TopologyError(f"reduce_bandwidth: must be > 0, got {self.reduce_bandwidth!r}")
         f = self.faults

@@ -3,6 +3,7 @@
     name: my-pod
     description: 4 servers of 8 NPUs
     reduce_bandwidth: 800GB/s        # optional; NPU reduce rate (HCCL's 1/g)
+    npu_flops: 7.52e14               # optional; FLOP/s of one NPU (HCCL_SIM_COMPUTE=flops)
     levels:
       - {name: server, kind: mesh, size: 8, bandwidth: 56GB/s, latency: 0.5us}
       - {name: pod, kind: switch, size: 4, bandwidth: 400GB/s, latency: 2us, oversubscription: 2}
@@ -23,7 +24,7 @@ from .faults import apply_faults
 from .units import parse_bandwidth, parse_time
 
 _LEVEL_KEYS = {"name", "kind", "size", "bandwidth", "latency", "oversubscription"}
-_TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth", "placement", "faults"}
+_TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth", "placement", "faults", "npu_flops"}
 
 
 def _read(path: str) -> dict:
@@ -101,8 +102,10 @@ def topology_from_dict(data: dict, source: str = "topology") -> Topology:
     if not isinstance(faults, list):
         raise TopologyError(f"{source}: faults: expected a list of faults such as 'down:npu0-npu1'")
     try:
+        flops = data.get("npu_flops")
+        flops = None if flops is None else _field(f"{source}: npu_flops", float, flops)
         topology = Topology(str(data.get("name", "custom")), tuple(built), reduce_bw, str(data.get("description", "")),
-                            placement=placement)
+                            placement=placement, npu_flops=flops)
         if placement is not None:
             Placement.build(None, len(placement) if isinstance(placement, tuple) else 1, topology)
         return apply_faults(topology, faults) if faults else topology

@@ -7,8 +7,10 @@
             ...
     print(hccl_sim.torch.summary())           # or HCCL_SIM_REPORT=1 to print it at exit
 
-Options: ``pg_options=hccl_sim.torch.Options(topology=..., placement=..., algo=...)`` or the variables
-HCCL_SIM_TOPOLOGY, HCCL_SIM_PLACEMENT, HCCL_SIM_ALGO; compute model HCCL_SIM_COMPUTE (``host:FACTOR``,
+Launch under mpirun (MPI moves the data) or with any torch rendezvous: torchrun,
+``torch.multiprocessing.spawn``, ``env://``, ``tcp://``, ``file://`` (torch's gloo moves it).
+Options: ``pg_options=hccl_sim.torch.Options(topology=..., placement=..., algo=..., transport=...)`` or the
+variables HCCL_SIM_TOPOLOGY, HCCL_SIM_PLACEMENT, HCCL_SIM_ALGO, HCCL_SIM_TRANSPORT; compute model HCCL_SIM_COMPUTE (``host:FACTOR``,
 ``flops:RATE``, ``none``) or ``configure(compute=...)``.
 """
 from __future__ import annotations
@@ -19,10 +21,11 @@ from . import rendezvous as _rendezvous
 from . import timeline as _timeline_module
 from .backend import (BACKEND_NAME, DistCollectiveError, DistCollectiveTimeout, Options, ProcessGroupHcclSim,
                       flush_p2p, register)
-from .timeline import ComputeModel, StepReport, Timeline, report_at_exit, timeline
+from .timeline import ComputeModel, StepReport, Timeline, install_optimizer_hook, report_at_exit, timeline
 
 register()
 _rendezvous.install()
+install_optimizer_hook()
 if os.environ.get("HCCL_SIM_REPORT"):
     report_at_exit(os.environ["HCCL_SIM_REPORT"])
 
@@ -46,6 +49,11 @@ def step(name: str | None = None):
 def advance(seconds: float) -> float:
     """Add explicit modeled compute time to this rank's clock."""
     return timeline().advance(seconds)
+
+
+def synchronize() -> float:
+    """Join this rank's compute clock to all communication issued so far (as a device synchronize)."""
+    return timeline().join()
 
 
 def clock() -> float:
@@ -73,5 +81,5 @@ def communicator(group=None):
 
 
 __all__ = ["BACKEND_NAME", "DistCollectiveError", "DistCollectiveTimeout", "Options", "ProcessGroupHcclSim", "ComputeModel", "StepReport", "Timeline", "configure",
-           "step", "advance", "clock", "report", "summary", "communicator", "timeline", "report_at_exit",
+           "step", "advance", "synchronize", "clock", "report", "summary", "communicator", "timeline", "report_at_exit",
            "flush_p2p"]

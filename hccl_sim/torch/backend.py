@@ -1,25 +1,32 @@
 """The torch.distributed process group "hccl_sim": torch's collectives on a hccl_sim Communicator.
 
 A Python ProcessGroup subclass (torch's PyProcessGroup trampoline forwards both Python calls and C++
-callers such as DDP's reducer and functional collectives to these methods). Every operation runs to
-completion before it returns, so a Work is already complete; wait() and get_future() behave as torch
-documents. Sends and receives are the exception: they are queued, and the queue is flushed as one batch
-(posted together, so no ordering of isend/irecv deadlocks) before any other operation of this process
-and when one of their Works is waited for.
+callers such as DDP's reducer and functional collectives to these methods). The data of every operation
+has moved when it returns; in modeled time it runs on this rank's communication stream, and waiting for
+its Work (torch's front end does so at once for a blocking call) joins the compute clock to its end
+(``timeline.py``). Sends and receives are queued, and the queue is flushed as one batch (posted together,
+so no ordering of isend/irecv deadlocks) before any other operation of this process and when one of
+their Works is waited for.
+
+Every dtype gloo takes on CPU goes through, adapted in one place (``_wire``): bool as uint8 (SUM as OR,
+PRODUCT as AND), complex as its real pairs (SUM, AVG), others the emulator does not reduce as bytes.
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-from torch._C._distributed_c10d import _create_work_from_future
 from torch.distributed.constants import default_pg_timeout
 
 from ..comm import Communicator
+from ..dtypes import DTYPE_CODES
 from ..errors import CollectiveError, CollectiveTimeout
+from ..executors.transport import GlooTransport, MPITransport, under_mpirun
 from ..topology import Topology
 from . import timeline as _tl
 
@@ -35,16 +42,19 @@ class Options:
     """Process-group options (``pg_options=`` of init_process_group / new_group).
 
     Unset fields come from HCCL_SIM_TOPOLOGY, HCCL_SIM_PLACEMENT, HCCL_SIM_ALGO, HCCL_SIM_TIMEOUT; a
-    subgroup without its own topology sits on the NPUs of its ranks in the world group's topology."""
+    subgroup without its own topology sits on the NPUs of its ranks in the world group's topology.
+    ``transport``: "mpi", "gloo" or None (HCCL_SIM_TRANSPORT, else MPI under mpirun and gloo otherwise)."""
     topology: str | Topology | None = None
     placement: str | list[int] | None = None
     algo: str | None = None
     timeout: float | None = None  # seconds a rank waits for its peers before raising
+    transport: str | None = None
 
 
-def _reduce_op(op) -> tuple[str, object]:
-    """(hccl_sim op name, premultiply factor or None) of a torch ReduceOp."""
-    kind = op.op if isinstance(op, dist.ReduceOp) else op
+def _reduce_op(opts) -> tuple[str, object]:
+    """(hccl_sim op name, premultiply factor or None) of an options object, a ReduceOp, a RedOpType or None."""
+    op = RedOpType.SUM if opts is None else getattr(opts, "reduceOp", opts)
+    kind = op if isinstance(op, RedOpType) else op.op  # isinstance(RedOpType.X, ReduceOp) is True too
     if kind == RedOpType.PREMUL_SUM:
         return "sum", op.factor
     if kind not in _OPS:
@@ -52,15 +62,42 @@ def _reduce_op(op) -> tuple[str, object]:
     return _OPS[kind], None
 
 
+def _root(opts) -> int:
+    return opts.rootRank if opts is not None else 0
+
+
+def _list(tensors) -> list:
+    """``pg.op(t)`` and ``pg.op([t])`` alike."""
+    return [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
+
+
+def _wire(t: torch.Tensor, op: str | None = None) -> tuple[torch.Tensor, str | None]:
+    """(``t`` viewed as a dtype the Communicator takes, sharing its memory; the op to run on that view).
+
+    bool as uint8 (SUM/MAX as max, PRODUCT/MIN as min: or and and), complex as (..., 2) real pairs
+    (SUM and AVG only, as torch defines them), any other dtype as (..., itemsize) bytes when only moved."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"hccl_sim: expected a torch.Tensor, got {type(t).__name__}")
+    if t.layout != torch.strided:
+        raise ValueError(f"hccl_sim: sparse tensors ({t.layout}) are not supported; call .to_dense() first")
+    if t.dtype in DTYPE_CODES:
+        return t, op
+    if t.dtype == torch.bool:
+        if op == "avg":
+            raise ValueError("hccl_sim: AVG is not defined for bool tensors")
+        return t.view(torch.uint8), {"sum": "max", "prod": "min"}.get(op, op)
+    if t.is_complex():
+        if op not in (None, "sum", "avg"):
+            raise ValueError(f"hccl_sim: {op} is not defined for complex tensors (SUM and AVG are)")
+        return torch.view_as_real(t.resolve_conj()), op
+    if op is not None:
+        raise ValueError(f"hccl_sim: reductions of {t.dtype} are not supported")
+    return t.unsqueeze(-1).view(torch.uint8), op
+
+
 def _scaled(tensor: torch.Tensor, factor) -> torch.Tensor:
     """A copy of ``tensor`` times ``factor`` (PREMUL_SUM never changes the caller's input)."""
     return tensor * (factor.to(tensor.dtype) if isinstance(factor, torch.Tensor) else factor)
-
-
-def _completed(result) -> dist.Work:
-    future = torch.futures.Future()
-    future.set_result(result)
-    return _create_work_from_future(future)
 
 
 class DistCollectiveError(dist.DistBackendError, CollectiveError):
@@ -91,45 +128,32 @@ def _numel(shape) -> int:
     return math.prod(shape)
 
 
-# ---- queued point-to-point operations ---------------------------------------------------------
-_pending: list = []  # (process group, kind, tensor, peer, tag, future)
+class _Work(dist.Work):
+    """An operation whose data has moved; in modeled time it ends at ``end`` on the communication stream.
 
+    wait() joins this rank's compute clock to ``end``; the future is complete (C++ waiters such as DDP's
+    reducer are joined by the optimizer-step hook and the end of ``step()``, see timeline.py)."""
 
-def flush_p2p() -> None:
-    """Post every queued send and receive, one batch per process group, and wait for them."""
-    while _pending:
-        pg = _pending[0][0]
-        batch = [p for p in _pending if p[0] is pg]
-        _pending[:] = [p for p in _pending if p[0] is not pg]
-        error = None
-        try:
-            pg._run("send_recv", pg.comm.batch_send_recv, [(kind, t, peer, tag) for _, kind, t, peer, tag, _ in batch],
-                    flush=False)
-        except Exception as exc:  # every waiter of the batch sees the failure
-            error = exc
-        for _, _, t, _, _, future in batch:
-            if error is None:
-                future.set_result([t])
-            else:
-                future.set_exception(error)
-        if error is not None:
-            raise error
-
-
-class _P2PWork(dist.Work):
-    """A queued send or receive: waiting for it flushes the queue."""
-
-    def __init__(self, future: torch.futures.Future):
+    def __init__(self, result, end: float | None = None, future: torch.futures.Future | None = None):
         super().__init__()
+        if future is None:
+            future = torch.futures.Future()
+            future.set_result(result)
         self._future = future
+        self._end = end
+
+    def _finish(self) -> None:
+        """Make the result available (queued sends and receives are posted here)."""
 
     def wait(self, timeout: timedelta | None = None) -> bool:
-        flush_p2p()
-        self._future.wait()  # raises the batch's error
+        self._finish()
+        self._future.wait()  # raises the operation's error
+        if self._end is not None:
+            _tl.timeline().join(self._end)
         return True
 
     def get_future(self) -> torch.futures.Future:
-        flush_p2p()
+        self._finish()
         return self._future
 
     def is_completed(self) -> bool:
@@ -147,6 +171,59 @@ class _P2PWork(dist.Work):
 
     def result(self):
         return self.get_future().value()
+
+    def synchronize(self) -> None:
+        self.wait()
+
+
+# ---- queued point-to-point operations ---------------------------------------------------------
+_pending: list = []  # (process group, kind, tensor, peer, tag, work)
+
+
+class _P2PWork(_Work):
+    """A queued send or receive: waiting for it flushes the queue."""
+
+    def __init__(self, tensor: torch.Tensor, source: int = -1):
+        super().__init__(None, future=torch.futures.Future())
+        self._tensor, self._source = tensor, source
+
+    def _finish(self) -> None:
+        flush_p2p()
+
+    def _source_rank(self) -> int:
+        return self._source
+
+
+def flush_p2p() -> None:
+    """Post every queued send and receive, one batch per process group, and wait for them."""
+    while _pending:
+        pg = _pending[0][0]
+        batch = [p for p in _pending if p[0] is pg]
+        _pending[:] = [p for p in _pending if p[0] is not pg]
+        error = end = None
+        try:
+            end = pg._run("send_recv", pg.comm.batch_send_recv,
+                          [(kind, _wire(t)[0], peer, tag) for _, kind, t, peer, tag, _ in batch], flush=False,
+                          start=min(work._issued for *_, work in batch))
+        except Exception as exc:  # every waiter of the batch sees the failure
+            error = exc
+        for _, _, t, _, _, work in batch:
+            work._end = end
+            if error is None:
+                work._future.set_result([t])
+            else:
+                work._future.set_exception(error)
+        if error is not None:
+            raise error
+
+
+def _no_grad(method):
+    """Operations write into tensors that may require grad (parameters), as gloo does."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch.no_grad():
+            return method(*args, **kwargs)
+    return wrapper
 
 
 class ProcessGroupHcclSim(dist.ProcessGroup):
@@ -189,13 +266,15 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
     def __repr__(self):
         return f"ProcessGroupHcclSim(rank={self._rank}, size={self._size}, topology={self.comm.topology.name})"
 
-    # ---- one communicator call, on the process's modeled clock ---------------------------------
-    def _run(self, kind, method, *args, flush=True, **kwargs):
+    # ---- one communicator call, on the process's communication stream --------------------------
+    def _run(self, kind, method, *args, flush=True, start=None, **kwargs) -> float:
+        """Run ``method`` from the later of this rank's clock (or ``start``) and the stream's free time;
+        returns its modeled end."""
         if flush:
             flush_p2p()
         timeline = _tl.timeline()
-        start = timeline.enter()
-        self.comm.clock = start  # all groups of this process share one clock
+        begin = timeline.enter() if start is None else max(start, timeline.enter())
+        self.comm.clock = begin  # all groups of this process share one timeline
         nbytes = 0
         try:
             record = method(*args, **kwargs)
@@ -203,40 +282,29 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         except (CollectiveError, CollectiveTimeout) as exc:
             raise _as_torch_error(exc) from exc
         finally:
-            timeline.leave(kind, start, self.comm.clock, nbytes)
-        return record
+            timeline.leave(kind, begin, self.comm.clock, nbytes)
+        return self.comm.clock
+
+    def _done(self, result) -> _Work:
+        return _Work(result, _tl.timeline().stream)
 
     # ---- allreduce --------------------------------------------------------------------------
     def allreduce(self, tensors, opts=None):
-        op, factor = _reduce_op(opts.reduceOp if opts is not None else dist.ReduceOp.SUM)
+        tensors = _list(tensors)
         if len(tensors) > 1:
             return self.allreduce_coalesced(tensors, opts)
+        op, factor = _reduce_op(opts)
         for t in tensors:
             if factor is not None:
                 t.copy_(_scaled(t, factor))
-            self._allreduce_one(t, op)
-        return _completed(list(tensors))
-
-    def _allreduce_one(self, t: torch.Tensor, op: str) -> None:
-        if t.is_complex():
-            if op not in ("sum", "avg"):
-                raise ValueError(f"hccl_sim: {op} is not defined for complex tensors")
-            real = torch.view_as_real(t) if t.is_contiguous() else torch.view_as_real(t.contiguous())
-            self._run("allreduce", self.comm.allreduce, real, op=op)
-            if real.data_ptr() != torch.view_as_real(t).data_ptr():
-                t.copy_(torch.view_as_complex(real))
-        elif t.dtype == torch.bool:
-            if op not in ("max", "min", "sum"):
-                raise ValueError(f"hccl_sim: {op} is not defined for bool tensors")
-            as_int = t.to(torch.uint8)
-            self._run("allreduce", self.comm.allreduce, as_int, op="max" if op == "sum" else op)
-            t.copy_(as_int.bool())
-        else:
-            self._run("allreduce", self.comm.allreduce, t, op=op)
+            wire, wire_op = _wire(t, op)
+            self._run("allreduce", self.comm.allreduce, wire, op=wire_op)
+        return self._done(tensors)
 
     def allreduce_coalesced(self, tensors, opts=None):
         """One collective per dtype over the tensors packed end to end."""
-        op, factor = _reduce_op(opts.reduceOp if opts is not None else dist.ReduceOp.SUM)
+        tensors = _list(tensors)
+        op, factor = _reduce_op(opts)
         by_dtype: dict = {}
         for t in tensors:
             by_dtype.setdefault(t.dtype, []).append(t)
@@ -244,55 +312,60 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             flat = torch.cat([t.reshape(-1) for t in group])
             if factor is not None:
                 flat = _scaled(flat, factor)
-            self._allreduce_one(flat, op)
+            wire, wire_op = _wire(flat, op)
+            self._run("allreduce", self.comm.allreduce, wire, op=wire_op)
             offset = 0
             for t in group:
                 t.copy_(flat[offset:offset + t.numel()].view(t.shape))
                 offset += t.numel()
-        return _completed(list(tensors))
+        return self._done(tensors)
 
     # ---- rooted -----------------------------------------------------------------------------
     def broadcast(self, tensors, opts=None):
-        root = opts.rootRank if opts is not None else 0
+        tensors = _list(tensors)
         for t in tensors:
-            self._run("broadcast", self.comm.broadcast, t, root=root)
-        return _completed(list(tensors))
+            self._run("broadcast", self.comm.broadcast, _wire(t)[0], root=_root(opts))
+        return self._done(tensors)
 
     def reduce(self, tensors, opts=None):
-        root = opts.rootRank
-        op, factor = _reduce_op(opts.reduceOp)
+        tensors = _list(tensors)
+        root = _root(opts)
+        op, factor = _reduce_op(opts)
         for t in tensors:
             work = _scaled(t, factor) if factor is not None else t
-            self._run("reduce", self.comm.reduce, work, root=root, op=op)
+            wire, wire_op = _wire(work, op)
+            self._run("reduce", self.comm.reduce, wire, root=root, op=wire_op)
             if work is not t and self._rank == root:
                 t.copy_(work)
-        return _completed(list(tensors))
+        return self._done(tensors)
 
     def gather(self, output_tensors, input_tensors, opts=None):
-        root = opts.rootRank
-        (inp,) = input_tensors
+        root = _root(opts)
+        (inp,) = _list(input_tensors)
+        wire_in = _wire(inp)[0]
         if self._rank == root:
             outputs = output_tensors[0]
             self._check_list("gather", outputs, inp)
-            buffer = torch.empty(self._size * inp.numel(), dtype=inp.dtype)
-            self._run("gather", self.comm.gather, buffer, inp, root=root)
+            buffer = torch.empty((self._size,) + tuple(wire_in.shape), dtype=wire_in.dtype)
+            self._run("gather", self.comm.gather, buffer, wire_in, root=root)
             for r, out in enumerate(outputs):
-                out.copy_(buffer[r * inp.numel():(r + 1) * inp.numel()].view(out.shape))
+                _wire(out)[0].copy_(buffer[r].view(_wire(out)[0].shape))
         else:
-            self._run("gather", self.comm.gather, None, inp, root=root)
-        return _completed(list(output_tensors[0]) if output_tensors else [])
+            self._run("gather", self.comm.gather, None, wire_in, root=root)
+        return self._done(list(output_tensors[0]) if output_tensors else [])
 
     def scatter(self, output_tensors, input_tensors, opts=None):
-        root = opts.rootRank
-        (out,) = output_tensors
+        root = _root(opts)
+        (out,) = _list(output_tensors)
+        wire_out = _wire(out)[0]
         if self._rank == root:
             inputs = input_tensors[0]
             self._check_list("scatter", inputs, out)
-            flat = torch.cat([x.reshape(-1) for x in inputs])
-            self._run("scatter", self.comm.scatter, out, flat, root=root)
+            flat = torch.cat([_wire(x)[0].reshape(-1) for x in inputs])
+            self._run("scatter", self.comm.scatter, wire_out, flat, root=root)
         else:
-            self._run("scatter", self.comm.scatter, out, None, root=root)
-        return _completed([out])
+            self._run("scatter", self.comm.scatter, wire_out, None, root=root)
+        return self._done([out])
 
     def _check_list(self, name, tensors, like):
         if len(tensors) != self._size or any(t.numel() != like.numel() or t.dtype != like.dtype for t in tensors):
@@ -301,81 +374,106 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
 
     # ---- allgather --------------------------------------------------------------------------
     def allgather(self, output_tensors, input_tensors, opts=None):
-        for outputs, inp in zip(output_tensors, input_tensors):
+        """``output_tensors[i][r]`` gets rank r's ``input_tensors[i]``."""
+        for outputs, inp in zip(output_tensors, _list(input_tensors)):
             if len(outputs) != self._size:
                 raise ValueError(f"hccl_sim all_gather: needs {self._size} output tensors, got {len(outputs)}")
-            counts = [o.numel() for o in outputs]
-            buffer = torch.empty(sum(counts), dtype=inp.dtype)
-            if all(c == inp.numel() for c in counts):
-                self._run("allgather", self.comm.allgather, buffer, inp)
+            wire_in = _wire(inp)[0].reshape(-1)
+            wires = [_wire(o)[0] for o in outputs]
+            counts = [w.numel() for w in wires]
+            buffer = torch.empty(sum(counts), dtype=wire_in.dtype)
+            if all(c == wire_in.numel() for c in counts):
+                self._run("allgather", self.comm.allgather, buffer, wire_in)
             else:  # uneven sizes: allgatherv
-                self._run("allgatherv", self.comm.allgatherv, buffer, inp, counts)
+                self._run("allgatherv", self.comm.allgatherv, buffer, wire_in, counts)
             offset = 0
-            for o, c in zip(outputs, counts):
-                o.copy_(buffer[offset:offset + c].view(o.shape))
+            for w, c in zip(wires, counts):
+                w.copy_(buffer[offset:offset + c].view(w.shape))
                 offset += c
-        return _completed([list(o) for o in output_tensors])
+        return self._done([list(o) for o in output_tensors])
 
     def allgather_coalesced(self, output_lists, input_list, opts=None):
-        return self.allgather(output_lists, input_list, opts)
+        """gloo's layout: ``output_lists[r][i]`` gets rank r's ``input_list[i]``; one allgather per dtype."""
+        inputs = _list(input_list)
+        if len(output_lists) != self._size or any(len(o) != len(inputs) for o in output_lists):
+            raise ValueError(f"hccl_sim all_gather_coalesced: needs {self._size} output lists of {len(inputs)} "
+                             f"tensors, got {[len(o) for o in output_lists]}")
+        self._allgather_packed([([output_lists[r][i] for r in range(self._size)], x) for i, x in enumerate(inputs)])
+        return self._done(output_lists)
+
+    def _allgather_packed(self, pairs) -> None:
+        """``pairs``: (per-rank outputs, input); the inputs of a dtype packed into one allgather."""
+        p = self._size
+        by_dtype: dict = {}
+        for outputs, x in pairs:
+            if any(o.numel() != x.numel() for o in outputs):
+                raise ValueError(f"hccl_sim all_gather (coalesced): outputs have {[o.numel() for o in outputs]} "
+                                 f"elements, the input {x.numel()}")
+            by_dtype.setdefault(x.dtype, []).append((outputs, x))
+        for group in by_dtype.values():
+            packed = torch.cat([_wire(x)[0].reshape(-1) for _, x in group])
+            gathered = torch.empty(p, packed.numel(), dtype=packed.dtype)
+            self._run("allgather", self.comm.allgather, gathered, packed)
+            offset = 0
+            for outputs, x in group:
+                n = _wire(x)[0].numel()
+                for r, o in enumerate(outputs):
+                    w = _wire(o)[0]
+                    w.copy_(gathered[r, offset:offset + n].view(w.shape))
+                offset += n
 
     def all_gather_single(self, output, input, opts=None):
-        self._run("allgather", self.comm.allgather, output, input)
-        return _completed([output])
+        self._run("allgather", self.comm.allgather, _wire(output)[0], _wire(input)[0])
+        return self._done([output])
 
     _allgather_base = all_gather_single
 
     def all_gather_single_coalesced(self, outputs, inputs, opts=None):
         """One allgather per dtype over the inputs packed end to end, unpacked rank by rank."""
         p = self._size
-        by_dtype: dict = {}
+        pairs = []
         for o, i in zip(outputs, inputs):
             if o.numel() != p * i.numel():
                 raise ValueError(f"hccl_sim all_gather_into_tensor_coalesced: output has {o.numel()} elements, "
                                  f"needs {p} x {i.numel()}")
-            by_dtype.setdefault(i.dtype, []).append((o, i))
-        for pairs in by_dtype.values():
-            packed = torch.cat([i.reshape(-1) for _, i in pairs])
-            gathered = torch.empty(p, packed.numel(), dtype=packed.dtype)
-            self._run("allgather", self.comm.allgather, gathered, packed)
-            offset = 0
-            for o, i in pairs:
-                n = i.numel()
-                o.copy_(gathered[:, offset:offset + n].reshape(o.shape))
-                offset += n
-        return _completed(list(outputs))
+            pairs.append((list(o.reshape(p, *i.shape).unbind(0)), i))
+        self._allgather_packed(pairs)
+        return self._done(list(outputs))
 
     allgather_into_tensor_coalesced = all_gather_single_coalesced
 
     # ---- reduce-scatter ---------------------------------------------------------------------
     def reduce_scatter(self, output_tensors, input_tensors, opts=None):
-        op, factor = _reduce_op(opts.reduceOp if opts is not None else dist.ReduceOp.SUM)
-        for out, inputs in zip(output_tensors, input_tensors):
+        op, factor = _reduce_op(opts)
+        for out, inputs in zip(_list(output_tensors), input_tensors):
             if len(inputs) != self._size:
                 raise ValueError(f"hccl_sim reduce_scatter: needs {self._size} input tensors, got {len(inputs)}")
-            counts = [x.numel() for x in inputs]
             flat = torch.cat([x.reshape(-1) for x in inputs])
             if factor is not None:
                 flat = _scaled(flat, factor)
-            if all(c == out.numel() for c in counts):
-                self._run("reduce_scatter", self.comm.reduce_scatter, out, flat, op=op)
+            wire_out, wire_op = _wire(out, op)
+            wire_in = _wire(flat, op)[0]
+            counts = [_wire(x)[0].numel() for x in inputs]
+            if all(c == wire_out.numel() for c in counts):
+                self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, wire_in, op=wire_op)
             else:
-                self._run("reduce_scatterv", self.comm.reduce_scatterv, out, flat, counts, op=op)
-        return _completed(list(output_tensors))
+                self._run("reduce_scatterv", self.comm.reduce_scatterv, wire_out, wire_in, counts, op=wire_op)
+        return self._done(_list(output_tensors))
 
     def reduce_scatter_single(self, output, input, opts=None):
-        op, factor = _reduce_op(opts.reduceOp if opts is not None else dist.ReduceOp.SUM)
+        op, factor = _reduce_op(opts)
         if factor is not None:
             input = _scaled(input, factor)
-        self._run("reduce_scatter", self.comm.reduce_scatter, output, input, op=op)
-        return _completed([output])
+        wire_out, wire_op = _wire(output, op)
+        self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, _wire(input, op)[0], op=wire_op)
+        return self._done([output])
 
     _reduce_scatter_base = reduce_scatter_single
 
     def reduce_scatter_single_coalesced(self, outputs, inputs, opts=None):
         """One reduce-scatter per dtype: rank r's blocks of every input packed side by side."""
         p = self._size
-        op, factor = _reduce_op(opts.reduceOp if opts is not None else dist.ReduceOp.SUM)
+        op, factor = _reduce_op(opts)
         by_dtype: dict = {}
         for o, i in zip(outputs, inputs):
             if i.numel() != p * o.numel():
@@ -387,21 +485,24 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             if factor is not None:
                 packed = _scaled(packed, factor)
             result = torch.empty(packed.shape[1], dtype=packed.dtype)
-            self._run("reduce_scatter", self.comm.reduce_scatter, result, packed, op=op)
+            wire_out, wire_op = _wire(result, op)
+            self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, _wire(packed, op)[0], op=wire_op)
             offset = 0
             for o, _ in pairs:
                 o.copy_(result[offset:offset + o.numel()].view(o.shape))
                 offset += o.numel()
-        return _completed(list(outputs))
+        return self._done(list(outputs))
 
     reduce_scatter_tensor_coalesced = reduce_scatter_single_coalesced
 
     # ---- all-to-all -------------------------------------------------------------------------
     def all_to_all_single(self, output, input, output_split_sizes, input_split_sizes, opts=None):
         p = self._size
+        result = output
+        output, input = _wire(output)[0], _wire(input)[0]
         if not output_split_sizes and not input_split_sizes:
             self._run("alltoall", self.comm.alltoall, output, input)
-            return _completed([output])
+            return self._done([result])
         rows_in = input.shape[0] if input.dim() else 1
         rows_out = output.shape[0] if output.dim() else 1
         in_row = _numel(input.shape[1:]) if input.dim() else 1
@@ -413,7 +514,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
                              f"{rows_in} / {rows_out} rows over {p} ranks")
         self._run("alltoallv", self.comm.alltoallv, output, input, [s * in_row for s in in_splits],
                   [s * out_row for s in out_splits])
-        return _completed([output])
+        return self._done([result])
 
     alltoall_base = all_to_all_single
 
@@ -421,21 +522,22 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         p = self._size
         if len(output_tensors) != p or len(input_tensors) != p:
             raise ValueError(f"hccl_sim all_to_all: needs {p} input and {p} output tensors")
-        send = [t.numel() for t in input_tensors]
-        recv = [t.numel() for t in output_tensors]
-        flat_in = torch.cat([t.reshape(-1) for t in input_tensors])
+        wire_outs = [_wire(t)[0] for t in output_tensors]
+        flat_in = torch.cat([_wire(t)[0].reshape(-1) for t in input_tensors])
+        send = [_wire(t)[0].numel() for t in input_tensors]
+        recv = [w.numel() for w in wire_outs]
         flat_out = torch.empty(sum(recv), dtype=flat_in.dtype)
         self._run("alltoallv", self.comm.alltoallv, flat_out, flat_in, send, recv)
         offset = 0
-        for t, n in zip(output_tensors, recv):
-            t.copy_(flat_out[offset:offset + n].view(t.shape))
+        for w, n in zip(wire_outs, recv):
+            w.copy_(flat_out[offset:offset + n].view(w.shape))
             offset += n
-        return _completed(list(output_tensors))
+        return self._done(list(output_tensors))
 
     # ---- barrier and point to point ----------------------------------------------------------
     def barrier(self, opts=None):
         self._run("barrier", self.comm.barrier)
-        return _completed([])
+        return self._done([])
 
     def send(self, tensors, dst, tag):
         return self._queue("send", tensors, dst, tag)
@@ -444,15 +546,34 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         return self._queue("recv", tensors, src, tag)
 
     def recv_anysource(self, tensors, tag):
-        raise NotImplementedError("hccl_sim: recv from any source is not supported; name the source rank")
+        """Receive from whichever rank sends with ``tag``: posted at once (after the queue is flushed)."""
+        (tensor,) = _list(tensors)
+        flush_p2p()
+        wire = _wire(tensor)[0]
+        record = None
+        timeline = _tl.timeline()
+        begin = timeline.enter()
+        self.comm.clock = begin
+        try:
+            record, source = self.comm.recv_any(wire, tag)
+        except (CollectiveError, CollectiveTimeout) as exc:
+            raise _as_torch_error(exc) from exc
+        finally:
+            timeline.leave("send_recv", begin, self.comm.clock, record.nbytes if record else 0)
+        work = _P2PWork(tensor, source)
+        work._end = self.comm.clock
+        work._future.set_result([tensor])
+        return work
 
     def _queue(self, kind, tensors, peer, tag):
-        (tensor,) = tensors
+        (tensor,) = _list(tensors)
+        _wire(tensor)
         if not 0 <= peer < self._size:
             raise ValueError(f"hccl_sim {kind}: peer {peer} is not a rank of this group (size {self._size})")
-        future = torch.futures.Future()
-        _pending.append((self, kind, tensor, peer, tag, future))
-        return _P2PWork(future)
+        work = _P2PWork(tensor, peer)
+        work._issued = _tl.timeline().enter()
+        _pending.append((self, kind, tensor, peer, tag, work))
+        return work
 
     def shutdown(self):
         flush_p2p()
@@ -463,11 +584,23 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         flush_p2p()
 
     def _end_coalescing(self, device):
-        return _completed([])
+        return self._done([])
+
+
+for _name in ("allreduce", "allreduce_coalesced", "broadcast", "reduce", "gather", "scatter", "allgather",
+              "allgather_coalesced", "all_gather_single", "all_gather_single_coalesced", "reduce_scatter",
+              "reduce_scatter_single", "reduce_scatter_single_coalesced", "all_to_all_single", "alltoall",
+              "send", "recv", "recv_anysource"):
+    setattr(ProcessGroupHcclSim, _name, _no_grad(getattr(ProcessGroupHcclSim, _name)))
+for _alias, _name in (("_allgather_base", "all_gather_single"), ("allgather_into_tensor_coalesced",
+                      "all_gather_single_coalesced"), ("_reduce_scatter_base", "reduce_scatter_single"),
+                      ("reduce_scatter_tensor_coalesced", "reduce_scatter_single_coalesced"),
+                      ("alltoall_base", "all_to_all_single")):
+    setattr(ProcessGroupHcclSim, _alias, getattr(ProcessGroupHcclSim, _name))
 
 
 # ---- creating groups ---------------------------------------------------------------------------
-_world = None  # (MPI communicator in torch's rank order, the world group's NetworkModel)
+_world = None  # (the world group's NetworkModel, its MPI communicator in torch's rank order or None)
 
 
 def _mpi_world(rank: int, size: int):
@@ -477,15 +610,25 @@ def _mpi_world(rank: int, size: int):
     world = MPI.COMM_WORLD
     if world.size != size:
         raise RuntimeError(f"hccl_sim: torch's world size {size} is not the MPI job's {world.size}; run under "
-                           f"`mpirun -n {size}` (each torch rank is one MPI rank)")
+                           f"`mpirun -n {size}` (each torch rank is one MPI rank), or set "
+                           f"HCCL_SIM_TRANSPORT=gloo to use torch's rendezvous and gloo")
     ranks = world.allgather(rank)
     if sorted(ranks) != list(range(size)):
         raise RuntimeError(f"hccl_sim: the torch ranks of the MPI processes are {ranks}, not 0..{size - 1}")
     return world if ranks == list(range(size)) else world.Split(0, rank)
 
 
+def transport_kind(options: Options | None = None) -> str:
+    """"mpi" or "gloo": Options.transport, else HCCL_SIM_TRANSPORT, else MPI under an MPI launcher."""
+    kind = (options.transport if options is not None and options.transport else
+            os.environ.get("HCCL_SIM_TRANSPORT", "")) or ("mpi" if under_mpirun() else "gloo")
+    if kind not in ("mpi", "gloo"):
+        raise ValueError(f"hccl_sim: transport {kind!r} is not 'mpi' or 'gloo' (Options.transport, HCCL_SIM_TRANSPORT)")
+    return kind
+
+
 def create_process_group(dist_opts, options: Options | None = None):
-    """The creator registered with torch (extended API: it sees the group's global ranks)."""
+    """The creator registered with torch (extended API: it sees the group's global ranks and store)."""
     global _world
     if options is not None and not isinstance(options, Options):
         raise TypeError(f"hccl_sim: pg_options must be hccl_sim.torch.Options, got {type(options).__name__}")
@@ -496,20 +639,24 @@ def create_process_group(dist_opts, options: Options | None = None):
     if timeout is None and dist_opts.timeout != default_pg_timeout:
         timeout = dist_opts.timeout.total_seconds()
     topology, placement = options.topology, options.placement
-    if not members or _world is None:  # the default group (or a subgroup before any hccl_sim world)
+    if members and _world is not None and topology is None:  # a subgroup: on the NPUs its ranks have
+        topology = _world[0].topology
+        placement = [_world[0].placement.npus[g] for g in members] if placement is None else placement
+    if transport_kind(options) == "gloo":  # on the group's own c10d store, made by torch's rendezvous
+        transport = GlooTransport(dist_opts.store, rank, size, timeout or dist_opts.timeout.total_seconds(),
+                                  prefix=f"hccl_sim.transport")
+    elif not members or _world is None or _world[1] is None:
         from mpi4py import MPI
-        mpi = _mpi_world(rank, size) if not members else MPI.COMM_WORLD.Create_group(
-            MPI.COMM_WORLD.group.Incl(members))
+        transport = MPITransport(_mpi_world(rank, size) if not members else MPI.COMM_WORLD.Create_group(
+            MPI.COMM_WORLD.group.Incl(members)))
     else:
-        world_mpi, world_model = _world
-        mpi = world_mpi.Create_group(world_mpi.group.Incl(members))
-        if topology is None:  # on the NPUs its ranks have in the world group
-            topology = world_model.topology
-            placement = [world_model.placement.npus[g] for g in members] if placement is None else placement
-    comm = Communicator(mpi, topology=topology, placement=placement, algo=options.algo, timeout=timeout)
+        world_mpi = _world[1]
+        transport = MPITransport(world_mpi.Create_group(world_mpi.group.Incl(members)))
+    comm = Communicator(transport, topology=topology, placement=placement, algo=options.algo, timeout=timeout)
     if not members:
-        _world = (mpi, comm.model)
+        _world = (comm.model, getattr(transport, "comm", None))
         _tl.set_rank(rank)
+        _tl.timeline().npu_flops = comm.model.topology.npu_flops
     return ProcessGroupHcclSim(comm, rank, size)
 
 

@@ -1,9 +1,9 @@
-"""Rendezvous from MPI: ``init_process_group("hccl_sim")`` under mpirun with no MASTER_ADDR/MASTER_PORT.
+"""Rendezvous from MPI: ``init_process_group("hccl_sim")`` under mpirun with no torch launch variables.
 
-torch needs a key-value store shared by all ranks (new_group, DeviceMesh and others use it). When the
-launch variables are missing we take rank and world size from MPI, let rank 0 open a TCPStore on a free
-port, and broadcast its address over MPI. With MASTER_ADDR and MASTER_PORT set, ``env://`` behaves as
-torch's own handler.
+torch needs a key-value store shared by all ranks (new_group, DeviceMesh and others use it). Under an MPI
+launcher without MASTER_ADDR, MASTER_PORT and RANK (cluster shells often export the first two only) we
+take rank and world size from MPI, let rank 0 open a TCPStore on a free port, and broadcast its address
+over MPI. With all of them set, or with no MPI launcher (torchrun, spawn), ``env://`` is torch's own.
 """
 from __future__ import annotations
 
@@ -59,8 +59,14 @@ _torch_env_handler = _rdzv._rendezvous_handlers["env"]
 
 
 def _env_or_mpi_handler(url: str, timeout: timedelta = timedelta(minutes=5), **kwargs):
-    """torch's env:// when the launch variables are there; MPI otherwise."""
-    if os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT"):
+    """torch's env:// when the launch variables are there (or there is no MPI launcher); MPI otherwise.
+
+    Under mpirun with MASTER_ADDR/MASTER_PORT exported but no RANK (cluster shells), MPI's rendezvous."""
+    from ..executors.transport import under_mpirun
+
+    rank, world_size = _query_ints(url)
+    has_rank = os.environ.get("RANK") or rank >= 0
+    if not under_mpirun() or (os.environ.get("MASTER_ADDR") and os.environ.get("MASTER_PORT") and has_rank):
         return _torch_env_handler(url, timeout=timeout, **kwargs)
     return _mpi_handler(url, timeout=timeout, **kwargs)
 

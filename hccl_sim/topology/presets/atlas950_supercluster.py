@@ -19,5 +19,6 @@ def build(min_npus=1, superpods=64, scaleout_bw="50GB/s", scaleout_lat="2us", ov
         levels=pod.levels + (Level("cluster", int(superpods), "switch", pod.num_npus * parse_bandwidth(scaleout_bw),
                                    parse_time(scaleout_lat), float(oversub)),),
         reduce_bandwidth=pod.reduce_bandwidth,
+        npu_flops=pod.npu_flops,
         description=f"Atlas 950 SuperCluster: {int(superpods)} Atlas 950 SuperPoDs over UBoE",
     )

@@ -4,6 +4,7 @@ Sources: Huawei, "Serving Large Language Models on Huawei CloudMatrix384" (arXiv
 a two-tier non-blocking UB Clos (L1 switches on each server board, L2 switches joining the 48 servers),
 about 392 GB/s unidirectional UB bandwidth per NPU, about 1.2 us NPU-to-NPU latency for small messages,
 inter-server bandwidth within 3% of intra-server.
+Compute (``npu_flops``): 752 TFLOP/s dense BF16 per Ascend 910C (two dies), same paper.
 Assumptions: the 1.2 us is two hops of 0.6 us through the server's L1 switch; leaving the server adds
 two hops of 0.5 us through L2; the server uplink is non-blocking (8 x 392 GB/s).
 """
@@ -13,7 +14,7 @@ from ..units import parse_bandwidth, parse_rate, parse_time
 
 
 @preset("cloudmatrix384")
-def build(min_npus=1, bw="392GB/s", lat="0.6us", l2_lat="0.5us", reduce_bw="inf"):
+def build(min_npus=1, bw="392GB/s", lat="0.6us", l2_lat="0.5us", reduce_bw="inf", npu_flops=7.52e14):
     per_npu = parse_bandwidth(bw)
     return Topology(
         name="cloudmatrix384",
@@ -22,5 +23,6 @@ def build(min_npus=1, bw="392GB/s", lat="0.6us", l2_lat="0.5us", reduce_bw="inf"
             Level("superpod", 48, "switch", 8 * per_npu, parse_time(l2_lat)),
         ),
         reduce_bandwidth=parse_rate(reduce_bw),
+        npu_flops=float(npu_flops),
         description="CloudMatrix384: 48 servers x 8 Ascend 910C, non-blocking two-tier UB Clos",
     )
