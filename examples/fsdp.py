@@ -28,8 +28,12 @@ def train_step(model, optimizer, x, y):
     return loss.item()
 
 
-def shard(model, fsdp1: bool, group=None):
-    """FSDP1 around the whole model, or FSDP2 on every Linear and the root; on ``group`` (default: world)."""
+def shard(model, fsdp1: bool, group=None, prefetch: bool = False):
+    """FSDP1 around the whole model, or FSDP2 on every Linear and the root; on ``group`` (default: world).
+
+    ``prefetch`` (FSDP2): each layer's all-gather issued async by the layer before it (forward) or after it
+    (backward), so in modeled time it overlaps that layer's compute. On CPU FSDP2 has no separate streams,
+    so without this its all-gathers are blocking calls and nothing overlaps."""
     if fsdp1:
         from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
         from torch.distributed.fsdp import ShardingStrategy
@@ -38,10 +42,15 @@ def shard(model, fsdp1: bool, group=None):
     from torch.distributed.device_mesh import DeviceMesh
     from torch.distributed.fsdp import fully_shard
     mesh = DeviceMesh.from_group(group, "cpu") if group is not None else None
-    for layer in model:
-        if isinstance(layer, torch.nn.Linear):
-            fully_shard(layer, mesh=mesh)
+    layers = [layer for layer in model if isinstance(layer, torch.nn.Linear)]
+    for layer in layers:
+        fully_shard(layer, mesh=mesh)
     fully_shard(model, mesh=mesh)
+    if prefetch:
+        for i, layer in enumerate(layers):
+            layer._set_unshard_async_op(True)
+            layer.set_modules_to_forward_prefetch(layers[i + 1:i + 2])
+            layer.set_modules_to_backward_prefetch(layers[i - 1:i] if i else [])
     return model
 
 
@@ -60,6 +69,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=16, help="samples per rank and step")
     parser.add_argument("--fsdp1", action="store_true", help="FullyShardedDataParallel instead of fully_shard")
     parser.add_argument("--check", action="store_true", help="compare with one process on the concatenated batch")
+    parser.add_argument("--prefetch", action="store_true", help="FSDP2: async all-gathers prefetched a layer ahead")
     parser.add_argument("--compute", default=None, help="compute model: host[:FACTOR], flops[:RATE], none")
     parser.add_argument("--tolerance", type=float, default=1e-5)
     args = parser.parse_args(argv)
@@ -69,7 +79,7 @@ def main(argv=None) -> int:
     if args.compute:
         hccl_torch.configure(compute=args.compute)
 
-    model = shard(make_model(), args.fsdp1)
+    model = shard(make_model(), args.fsdp1, prefetch=args.prefetch)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     for step in range(args.steps):
         x, y = batch(step, rank, args.batch)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .algorithms import BUF, SEND, Job
+from .dtypes import average
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def finish(collective: str, rank: int, nranks: int, job: Job, buffers, output, o
         output.copy_(buffers[BUF][lo:hi])
     if op == "avg" and (collective in ("allreduce", "reduce_scatter", "reduce_scatterv")
                         or (collective == "reduce" and rank == job.root)):
-        output.div_(nranks)
+        average(output, nranks)
 
 
 def rank_data(rank: int, count: int, dtype: torch.dtype) -> torch.Tensor:
@@ -112,7 +113,7 @@ def reference(op: str, inputs) -> torch.Tensor:
         combine(out, x.to(wide), out=out)
         n += 1
     if op == "avg":
-        out = out / n
+        out = out / n if out.is_floating_point() else torch.div(out, n, rounding_mode="trunc")
     return out.to(dtype)
 
 
@@ -163,6 +164,15 @@ def expected_output(collective: str, rank: int, inputs: list[torch.Tensor], op: 
     raise ValueError(f"collective {collective!r} is not supported")
 
 
+def work_count(collective: str, count: int, nranks: int) -> int:
+    """The working elements a benchmark call of ``count`` elements moves: nccl-tests rounds the sizes of
+    block collectives (allgather, reduce-scatter, scatter, gather, all-to-all) down to p equal blocks;
+    a barrier moves none."""
+    if collective in ("allreduce", "broadcast", "reduce"):
+        return count
+    return 0 if collective == "barrier" else count // nranks * nranks
+
+
 @dataclass
 class BenchCall:
     """One rank's tensors for a benchmark call of ``collective`` over ``count`` working elements."""
@@ -190,9 +200,7 @@ class BenchCall:
     @property
     def work_count(self) -> int:
         """The working elements the call really moves (nccl-tests rounds blocked sizes down to p blocks)."""
-        if self.collective in ("allreduce", "broadcast", "reduce"):
-            return self.count
-        return 0 if self.collective == "barrier" else self.count // self.nranks * self.nranks
+        return work_count(self.collective, self.count, self.nranks)
 
     def invoker(self, comm, op: str, algo: str | None):
         """A no-argument function that calls the collective on tensors allocated once (for timed loops)."""

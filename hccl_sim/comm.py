@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .algorithms import Job, Schedule, StepBuilder
+from .algorithms import Job, Schedule, StepBuilder, selection
 from .collectives import SPECS, finish, working_buffers
-from .dtypes import DTYPE_CODES, DTYPE_NAMES, OP_CODES, OPS, UnsupportedError, check_dtype, check_op
+from .dtypes import DTYPE_CODES, DTYPE_NAMES, OP_CODES, OPS, UnsupportedError, check_dtype, check_reducible
 from .executors.model import NetworkModel
 from .executors.mpi import MPIExecutor, as_bytes
 from .errors import CollectiveError, CollectiveTimeout
@@ -64,6 +64,34 @@ def _code(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def _integer_counts(collective, p, counts, recv_counts):
+    """(counts, recv_counts, error): the v-collectives' counts as lists of p Python ints, from any integer
+    sequence, numpy array or torch tensor; floats, bools, negatives and wrong lengths give an error."""
+    if collective not in ("allgatherv", "reduce_scatterv", "alltoallv"):
+        return counts, recv_counts, ""
+    names = ("send_counts", "recv_counts") if collective == "alltoallv" else ("counts",)
+    out = []
+    for name, value in zip(names, (counts, recv_counts)):
+        if isinstance(value, torch.Tensor):
+            if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
+                return None, None, f"{name}: needs integers, got a tensor of {value.dtype}"
+            value = value.tolist()
+        elif isinstance(value, np.ndarray):
+            if value.dtype.kind not in "iu":
+                return None, None, f"{name}: needs integers, got an array of {value.dtype}"
+            value = value.tolist()
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__"):
+            return None, None, f"{name}: needs a sequence of {p} non-negative integers, got {type(value).__name__}"
+        items = list(value)
+        if len(items) != p:
+            return None, None, f"{name}: needs {p} entries (one per rank), got {len(items)}"
+        for i, x in enumerate(items):
+            if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0:
+                return None, None, f"{name}[{i}]: needs a non-negative integer, got {x!r}"
+        out.append([int(x) for x in items])
+    return out[0], (out[1] if len(out) > 1 else recv_counts), ""
+
+
 def _flat(tensor: torch.Tensor) -> torch.Tensor:
     """A flat view of a contiguous tensor, or a flat contiguous copy of a strided one."""
     return tensor.reshape(-1) if tensor.is_contiguous() else tensor.contiguous().reshape(-1)
@@ -91,12 +119,13 @@ class Communicator:
         topology = topology if topology is not None else os.environ.get("HCCL_SIM_TOPOLOGY")
         placement = placement if placement is not None else os.environ.get("HCCL_SIM_PLACEMENT")
         self.model = NetworkModel(self.size, topology, placement)
-        self.algo = algo or os.environ.get("HCCL_SIM_ALGO") or os.environ.get("HCCL_ALGO") or "auto"
+        self.algo = selection.default_algo(algo)
         self.check = check
         self.clock = 0.0
         self.last: CallRecord | None = None
         self.last_timing = None  # the TimingResult of the last call (all ranks' entry and exit)
-        self.executor = MPIExecutor(self.transport, self.timeout)
+        self.notices = self.transport.failure_notices()  # a rank failing mid-call tells the others at once
+        self.executor = MPIExecutor(self.transport, self.timeout, self.notices)
         self._p2p = base.dup()  # send/recv traffic: user tags never meet collective steps
         self._tag_ub = min(self._p2p.tag_ub, 1 << 30)
         self._peers = [r for r in range(self.size) if r != self.rank]
@@ -180,10 +209,13 @@ class Communicator:
         return self._call("barrier", None, None, "none", algo)
 
     def _call(self, collective, output, input, op, algo, root=-1, counts=None, recv_counts=None) -> CallRecord:
+        self.notices.check()  # a failure in an earlier call left this communicator unusable
         algo = algo or self.algo
         spec = SPECS[collective]
         root = root if spec.rooted else -1
-        error, count, dtype = self._check(collective, output, input, op, root, counts, recv_counts)
+        counts, recv_counts, error = _integer_counts(collective, self.size, counts, recv_counts)
+        error, count, dtype = (error, -1, None) if error else \
+            self._check(collective, output, input, op, root, counts, recv_counts)
         headers = self._exchange(collective, algo, count, dtype, op, root, error)
         entry = headers[:, 0]
         blocks = matrix = None
@@ -198,12 +230,18 @@ class Communicator:
         flat_out = _flat(output) if output is not None else None
         flat_in = (flat_out if input is output else _flat(input)) if input is not None else None
         job = Job(count, max(root, 0), blocks, matrix)
-        buffers = working_buffers(collective, self.rank, self.size, job, flat_out, flat_in)
-        self.executor.run(schedule, buffers, op if spec.reduces else "sum", collective)
-        if flat_out is not None:
-            finish(collective, self.rank, self.size, job, buffers, flat_out, op)
-            if flat_out.data_ptr() != output.data_ptr() or not output.is_contiguous():
-                output.copy_(flat_out.view(output.shape))
+        try:
+            buffers = working_buffers(collective, self.rank, self.size, job, flat_out, flat_in)
+            self.executor.run(schedule, buffers, op if spec.reduces else "sum", collective)
+            if flat_out is not None:
+                finish(collective, self.rank, self.size, job, buffers, flat_out, op)
+                if flat_out.data_ptr() != output.data_ptr() or not output.is_contiguous():
+                    output.copy_(flat_out.view(output.shape))
+        except (CollectiveError, CollectiveTimeout):
+            raise  # already the same on every rank (a notice), or naming who is missing
+        except Exception as exc:  # this rank failed after every rank committed: tell the others now
+            raise self.notices.fail(f"{collective}: rank {self.rank} failed during the call: "
+                                    f"{type(exc).__name__}: {exc}") from exc
 
         self.clock = float(timing.exit[self.rank])
         self.last_timing = timing
@@ -233,20 +271,13 @@ class Communicator:
             if dtype is not None:
                 check_dtype(dtype)
             if SPECS[collective].reduces:
-                check_op(op, dtype)
+                check_reducible(op, dtype)
         except UnsupportedError as exc:
             return str(exc), -1, None
         if SPECS[collective].rooted and not (isinstance(root, int) and 0 <= root < p):
             return f"root: {root!r} is not a rank of {p}", -1, dtype
         n_out = output.numel() if isinstance(output, torch.Tensor) else None
         n_in = input.numel() if isinstance(input, torch.Tensor) else None
-        if collective in ("allgatherv", "reduce_scatterv", "alltoallv"):
-            for name, c in (("counts", counts), ("recv_counts", recv_counts)):
-                if name == "recv_counts" and collective != "alltoallv":
-                    continue
-                if (not isinstance(c, (list, tuple, np.ndarray, torch.Tensor)) or len(c) != p
-                        or any(not isinstance(x, (int, np.integer)) or x < 0 for x in list(c))):
-                    return f"{name}: needs {p} non-negative integers, got {list(c)!r}", -1, dtype
         if collective == "allgather" and n_out != p * n_in:
             return f"output: has {n_out} elements, needs {p} x input ({n_in})", -1, dtype
         if collective == "reduce_scatter" and n_in != p * n_out:
@@ -332,7 +363,7 @@ class Communicator:
         send_reqs = [self._p2p.isend(h, peer, 2 * tag) for h, (_, peer, tag) in zip(out_heads, sends)]
         send_reqs += [self._p2p.isend(as_bytes(f), peer, 2 * tag + 1) for f, (_, peer, tag) in zip(flats, sends)]
         send_peers = [peer for _, peer, _ in sends] * 2
-        self._p2p.wait_all(head_reqs, [peer for _, peer, _ in recvs], self.timeout, "recv")
+        self._p2p.wait_all(head_reqs, [peer for _, peer, _ in recvs], self.timeout, "recv", self.notices)
         # phase 2: the data of the receives, each checked against its header
         problems, data_reqs, targets = [], [], []
         for head, (t, peer, tag) in zip(in_heads, recvs):
@@ -345,7 +376,7 @@ class Communicator:
             targets.append((t, flat))
             data_reqs.append(self._p2p.irecv(as_bytes(flat), peer, 2 * tag + 1))
         self._p2p.wait_all(data_reqs + send_reqs, [p for _, p, _ in recvs] + send_peers, self.timeout,
-                           "batch_send_recv")
+                           "batch_send_recv", self.notices)
         if problems:
             raise CollectiveError("; ".join(problems))
         for t, flat in targets:
@@ -392,7 +423,7 @@ class Communicator:
         # point to point rather than MPI_Allgather, so that a rank that never comes is named, not waited for
         requests = [self.transport.irecv(headers[r], r, _HEADER_TAG) for r in self._peers]
         requests += [self.transport.isend(h, r, _HEADER_TAG) for r in self._peers]
-        self.transport.wait_all(requests, self._peers * 2, self.timeout, collective)
+        self.transport.wait_all(requests, self._peers * 2, self.timeout, collective, self.notices)
         if headers[:, 7].any():
             messages = self.transport.allgather(error)  # only on the error path: a pickled exchange is fine
             bad = [f"rank {r}: {m}" for r, m in enumerate(messages) if m]

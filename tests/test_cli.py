@@ -62,7 +62,7 @@ def test_predict_json_and_auto():
 @pytest.mark.parametrize("argv,message", [
     (["predict", "allreduce", "--topology", "nope"], "unknown"),
     (["predict", "allreduce", "-d", "complex64"], "dtype"),
-    (["predict", "allreduce", "-d", "int32", "-o", "avg"], "avg"),
+    (["predict", "allreduce", "-d", "int32", "-o", "mean"], "reduce op 'mean'"),
     (["predict", "allreduce", "--topology", "flat:npus=4", "--ranks", "8"], "more NPUs"),
     (["predict", "allreduce", "--topology", "flat:bw=-1"], "bandwidth"),
     (["predict", "frobnicate"], "not supported"),

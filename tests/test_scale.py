@@ -355,3 +355,16 @@ def test_the_chooser_gives_the_stepwise_engine_only_cases_it_times_within_one_pe
         assert abs(error) < 0.01
     else:
         assert sched.num_transfers <= EXACT_TRANSFERS
+
+
+def test_the_exact_engine_hands_over_to_stepwise_past_its_work_budget(monkeypatch):
+    """Deterministic: the exact engine counts the (route, link) entries its fair-share solves visit and,
+    past EXACT_WORK, the stepwise engine times the case (RHD off a power of two drifts into many instants)."""
+    from hccl_sim.timing import engine
+    model = NetworkModel(1536, DRIFT)
+    sched = model.schedule("allreduce", "rhd", (16 << 20) // 4)
+    exact = model.timing.exact(sched, 4)
+    assert model.timing.run(sched, 4).engine == "exact" and exact.last_work > 1000
+    monkeypatch.setattr(engine, "EXACT_WORK", exact.last_work // 2)
+    handed = NetworkModel(1536, DRIFT).timing.run(sched, 4)
+    assert handed.engine == "stepwise" and handed.time == stepwise_time(model.topology, sched)

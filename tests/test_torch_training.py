@@ -1,5 +1,6 @@
 """Training loops on the hccl_sim torch backend end equal to gloo and to one process (the examples' --check)."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -75,3 +76,12 @@ def test_mpirun_with_master_address_but_no_rank():
     proc, out = mpirun(2, "ddp.py", "--steps", "2", env=env)
     assert proc.returncode == 0, out[-4000:]
     assert "DDP on hccl_sim: 2 ranks" in out, out[-4000:]
+
+
+def test_torchrun_fsdp2_prefetch_overlaps_in_modeled_time():
+    """FSDP2 with async prefetched all-gathers: equal to gloo and one process, part of the communication hidden."""
+    proc, out = torchrun(2, "fsdp.py", "--check", "--steps", "3", "--prefetch", "--compute", "flops:1e11")
+    assert proc.returncode == 0, out[-4000:]
+    assert out.count(": OK") == 2, out[-4000:]
+    share = float(re.search(r"overlapped ([0-9.]+)% of it", out).group(1))
+    assert share > 0, out[-4000:]

@@ -105,6 +105,10 @@ def _hier(fn, default):
     return build
 
 
+# hier's default level algorithms, "INTRA/INTER", per collective (HCCL's level0/level1)
+HIER_DEFAULTS = {"allreduce": "ring/ring", "allgather": "ring/ring", "reduce_scatter": "ring/ring",
+                 "broadcast": "ring/tree"}
+
 # collective -> algorithm name -> builder(ctx, job, variant) -> list of steps
 BUILDERS = {
     "allreduce": {
@@ -118,7 +122,8 @@ BUILDERS = {
         "dbtree": lambda ctx, job, v: dbtree.allreduce(_ranks(ctx), job.count, 0, v),
         "pipeline": lambda ctx, job, v: pipeline.allreduce(_ranks(ctx), job.count, 0, v),
         "star": _flat_allreduce(star.allreduce),
-        "hier": _hier(lambda ctx, job, a, b: hierarchical.allreduce(ctx.groups, job.count, a, b), "ring/ring"),
+        "hier": _hier(lambda ctx, job, a, b: hierarchical.allreduce(ctx.groups, job.count, a, b),
+                      HIER_DEFAULTS["allreduce"]),
     },
     "allgather": {
         "ring": _blocked(ring.allgather_blocks),
@@ -128,7 +133,7 @@ BUILDERS = {
         "mesh": _blocked(mesh.allgather_blocks),
         "dring": _blocked(ring.double_allgather_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.allgather_blocks(
-            ctx.groups, job.block_segments(ctx.nranks), a, b), "ring/ring"),
+            ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["allgather"]),
     },
     "reduce_scatter": {
         "ring": _blocked(ring.reduce_scatter_blocks),
@@ -138,7 +143,7 @@ BUILDERS = {
         "mesh": _blocked(mesh.reduce_scatter_blocks),
         "dring": _blocked(ring.double_reduce_scatter_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.reduce_scatter_blocks(
-            ctx.groups, job.block_segments(ctx.nranks), a, b), "ring/ring"),
+            ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["reduce_scatter"]),
     },
     "broadcast": {
         "tree": _rooted(tree.broadcast),
@@ -147,7 +152,7 @@ BUILDERS = {
         "star": _rooted(star.broadcast),
         "pipeline": lambda ctx, job, v: pipeline.broadcast(_ranks(ctx), job.count, 0, job.root, v),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.broadcast(ctx.groups, job.count, job.root, a, b),
-                      "ring/tree"),
+                      HIER_DEFAULTS["broadcast"]),
     },
     "reduce": {
         "tree": _rooted(tree.reduce),
@@ -240,6 +245,12 @@ for _v, _f in (("allgatherv", "allgather"), ("reduce_scatterv", "reduce_scatter"
 
 # collectives that synchronise even with no data
 ZERO_SIZE_COLLECTIVES = {"barrier"}
+
+
+def hier_levels(collective: str, variant: str) -> tuple[str, str]:
+    """(intra, inter) algorithms of ``hier[:INTRA/INTER]``, the collective's defaults filling what is unset."""
+    default = HIER_DEFAULTS.get(collective.removesuffix("v"), "ring/ring")
+    return _hier_levels(variant, default)
 
 
 def split_algo(algo: str) -> tuple[str, str]:

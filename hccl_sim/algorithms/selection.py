@@ -9,6 +9,11 @@ level if that one is NA.
 """
 from __future__ import annotations
 
+import os
+
+# the environment variables that name the default algorithm, the first set wins
+ENVIRONMENT = ("HCCL_SIM_ALGO", "HCCL_ALGO")
+
 # HCCL's names (case-insensitive) -> ours; ours map to themselves
 HCCL_NAMES = {"na": None, "ring": "ring", "h-d_r": "rhd", "hd_r": "rhd", "hdr": "rhd", "rhd": "rhd", "nb": "nb",
               "nhr": "nhr", "pipeline": "pipeline", "pairwise": "pairwise", "fullmesh": "mesh", "mesh": "mesh",
@@ -19,6 +24,43 @@ HCCL_OPS = {"allreduce": ("allreduce",), "allgather": ("allgather", "allgatherv"
             "reducescatter": ("reduce_scatter", "reduce_scatterv"), "broadcast": ("broadcast",),
             "reduce": ("reduce",), "scatter": ("scatter",), "gather": ("gather",),
             "alltoall": ("alltoall", "alltoallv"), "alltoallv": ("alltoallv",), "barrier": ("barrier",)}
+
+
+def default_algo(explicit: str | None = None) -> str:
+    """The algorithm to use when the caller names none: ``explicit`` if given, else ``$HCCL_SIM_ALGO``,
+    else ``$HCCL_ALGO`` (HCCL's variable, HCCL_ALGO syntax), else ``"auto"``. Every front end (bench,
+    sweep, predict, Communicator, the torch backend) reads the environment through this function."""
+    if explicit:
+        return explicit
+    for name in ENVIRONMENT:
+        if os.environ.get(name, "").strip():
+            return os.environ[name].strip()
+    return "auto"
+
+
+def algo_source(explicit: str | None = None) -> str:
+    """Where ``default_algo(explicit)`` came from, for error messages: "--algo", "HCCL_SIM_ALGO=..." ..."""
+    if explicit:
+        return "--algo"
+    for name in ENVIRONMENT:
+        if os.environ.get(name, "").strip():
+            return f"{name}={os.environ[name].strip()!r} (environment)"
+    return "--algo"
+
+
+def validate(collective: str, algo: str, known: list[str], where: str = "algo") -> None:
+    """Raise ValueError (prefixed with ``where``) unless ``algo`` names an algorithm of ``collective``
+    (one of ``known`` with an optional ``:VARIANT``, or ``auto``) or is a valid HCCL_ALGO string."""
+    if is_hccl_algo(algo):
+        try:
+            parse(algo)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        return
+    name = algo.partition(":")[0]
+    if name not in known + ["auto"]:
+        raise ValueError(f"{where}: {algo!r} is not an algorithm of {collective} ({', '.join(known + ['auto'])}, "
+                         f"or HCCL_ALGO syntax such as 'level0:NA;level1:H-D_R')")
 
 
 def is_hccl_algo(text: str | None) -> bool:
@@ -69,3 +111,17 @@ def to_algo(collective: str, text: str, hierarchical: bool, has_hier: bool, mult
         return f"hier:{l0 or 'ring'}/{l1 or 'ring'}"
     first, second = (l0, l1) if multi_level == "intra" else (l1, l0)
     return first or second
+
+
+def one_level(collective: str, variant: str, server_sizes: list[int]) -> str:
+    """What ``hier[:INTRA/INTER]`` runs when the communicator has one level only, as HCCL does: on one
+    server the intra-server (level0) algorithm alone; with one rank per server the inter-server (level1)
+    one. Servers of unequal size are an error naming their sizes."""
+    from . import hier_levels
+    intra, inter = hier_levels(collective, variant)
+    if len(server_sizes) == 1:
+        return intra
+    if set(server_sizes) == {1}:
+        return inter
+    raise ValueError(f"{collective}: 'hier' needs servers with the same number of ranks, got server sizes "
+                     f"{server_sizes} (asymmetric hierarchical algorithms, HCCL's AHC, are not modeled yet)")

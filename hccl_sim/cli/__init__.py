@@ -2,6 +2,8 @@
 
 bench's flags are nccl-tests' (and hccl_test's), with their meanings and defaults: -b/-e sizes with
 K/M/G, -f factor or -i step, -o op, -d dtype, -r root, -n iterations, -w warmup, -c check iterations.
+
+Errors are printed once, by rank 0 of an mpirun job (the other ranks exit with the same status).
 """
 from __future__ import annotations
 
@@ -9,7 +11,34 @@ import argparse
 import os
 import sys
 
+from ..algorithms import selection
 from ..topology.units import parse_size
+
+ALGO_HELP = ("auto (lowest modeled time), an algorithm (ring, rhd, nhr, nb, mesh, tree, dbtree, dring, pipeline, "
+             "pairwise, star, hier[:INTRA/INTER]; see `hccl-sim algos`) or HCCL_ALGO syntax ('level0:NA;level1:H-D_R', "
+             "per operator 'allreduce=level0:NA;level1:ring/others=...'); several comma-separated to compare. "
+             "Default: $HCCL_SIM_ALGO, else $HCCL_ALGO, else auto")
+
+
+class MissingExtra(RuntimeError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+def mpi_rank() -> int:
+    """This process's rank in an mpirun job (0 outside one), from the launcher's environment: known
+    before MPI is initialised, so argument errors can be printed by rank 0 alone."""
+    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage error, printed by rank 0 only
+        if mpi_rank() == 0:
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
 
 
 def sizes_from(args) -> list[int]:
@@ -32,10 +61,50 @@ def sizes_from(args) -> list[int]:
 
 def algos_from(args) -> list[str]:
     """--algo takes one algorithm or several, comma-separated, to compare side by side."""
-    algos = [a.strip() for a in (args.algo or "auto").split(",") if a.strip()]
+    algos = [a.strip() for a in selection.default_algo(args.algo).split(",") if a.strip()]
     if not algos:
         raise ValueError("--algo: give at least one algorithm (ring, tree, rhd, hier[:A/B] or auto)")
     return list(dict.fromkeys(algos))
+
+
+def combinations(args, reduces: bool, emulated: bool) -> list[tuple[str, str]]:
+    """(dtype, op) pairs of -d and -o, each name checked. ``emulated``: a reduction torch cannot compute
+    on CPU is an error when named, and left out when it comes from ``all`` (nccl-tests' -d/-o all run
+    what the library supports)."""
+    from ..dtypes import UnsupportedError, check_op, check_reducible, dtype_from_name
+    everything = "all" in (args.datatype, args.op)
+    pairs = []
+    for name in dtypes_from(args):
+        dtype = dtype_from_name(name)
+        for op in ops_from(args, reduces):
+            if reduces:
+                check_op(op, dtype)
+            if reduces and emulated:
+                try:
+                    check_reducible(op, dtype)
+                except UnsupportedError:
+                    if not everything:  # named: an error; from "all": left out
+                        raise
+                    continue
+            pairs.append((name, op))
+    return pairs
+
+
+def dtypes_from(args) -> list[str]:
+    """-d: one dtype, several comma-separated, or ``all`` (nccl-tests' -d all: every dtype)."""
+    from ..dtypes import DTYPES  # torch: only when a command needs it
+    names = [d.strip() for d in args.datatype.split(",") if d.strip()]
+    return list(DTYPES) if names == ["all"] else names
+
+
+def ops_from(args, reduces: bool) -> list[str]:
+    """-o: one op, several comma-separated, or ``all`` (nccl-tests' -o all); one for collectives that
+    do not reduce."""
+    from ..dtypes import OPS
+    names = [o.strip() for o in args.op.split(",") if o.strip()]
+    if names == ["all"]:
+        names = list(OPS)
+    return names if reduces else names[:1]
 
 
 def _add_sweep(p, default_min="32M", default_max="32M"):
@@ -46,13 +115,14 @@ def _add_sweep(p, default_min="32M", default_max="32M"):
 
 
 def _add_model(p):
-    p.add_argument("-d", "--datatype", default="fp32", help="fp32 fp64 fp16 bf16 int8 int32 int64 uint8")
-    p.add_argument("-o", "--op", default="sum", help="sum prod max min avg (reducing collectives only)")
+    p.add_argument("-d", "--datatype", default="fp32",
+                   help="fp32 fp64 fp16 bf16 int8 int32 int64 uint8 uint32 uint64 fp8_e4m3 fp8_e5m2 (or nccl-tests' "
+                        "names: float, half, double, bfloat16, f8e4m3, ...), several comma-separated, or all; "
+                        "default %(default)s")
+    p.add_argument("-o", "--op", default="sum",
+                   help="sum prod max min avg (reducing collectives only), several comma-separated, or all")
     p.add_argument("-r", "--root", type=int, default=0, help="root rank of rooted collectives, default 0")
-    p.add_argument("--algo", default="auto",
-                   help="auto (default: lowest modeled time), an algorithm (ring, rhd, nhr, nb, mesh, tree, dbtree, dring, "
-                        "pipeline, pairwise, star, hier[:INTRA/INTER]; see `hccl-sim algos`) or HCCL_ALGO syntax "
-                        "('level0:NA;level1:H-D_R'); several comma-separated to compare")
+    p.add_argument("--algo", default=None, help=ALGO_HELP)
     p.add_argument("--topology", default=None, help="preset (flat, two-level, NAME:k=v,...) or a topology file")
     p.add_argument("--faults", default=None,
                    help="faults on the topology, ';'-separated: slow:LINK=F, down:LINK, straggler:NPU=F, late:NPU=TIME, "
@@ -64,7 +134,7 @@ def _add_model(p):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hccl-sim", description=__doc__)
+    parser = _Parser(prog="hccl-sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="run collectives under mpirun and report modeled and wall time")
@@ -79,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write every figure and the configuration to this file (rank 0 only)")
     bench.add_argument("--seed", type=int, default=None, help="seed torch's RNG on every rank; recorded in files")
     bench.add_argument("--trace", default=None, metavar="FILE.json",
-                       help="write the modeled timeline of one call (last size and algorithm) as a Chrome trace")
+                       help="write the modeled timeline of one call (the last case that ran) as a Chrome trace")
 
     sweep = sub.add_parser("sweep", help="run a grid of cases from a YAML/TOML file; resumable")
     sweep.add_argument("file", help="sweep file (see hccl_sim/cli/sweep.py for its fields)")
@@ -98,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="modeled time without MPI, at any scale")
     predict.add_argument("collective")
     predict.add_argument("--size", default=None, help="bytes (K/M/G); or use -b/-e/-f")
-    predict.add_argument("--ranks", type=int, default=8)
+    predict.add_argument("--ranks", type=int, default=None,
+                         help="ranks; default: every NPU of a fixed-size topology (a SuperPoD preset, a file), else 8")
     _add_sweep(predict)
     _add_model(predict)
 
@@ -132,8 +203,9 @@ def main(argv=None) -> int:
         else:
             from .info import run_topology as run
         return run(args) or 0
-    except (ValueError, KeyError) as exc:
-        print(f"hccl-sim: {exc}", file=sys.stderr)
+    except (ValueError, KeyError, MissingExtra) as exc:
+        if mpi_rank() == 0:  # under mpirun every rank meets the same argument error; one prints it
+            print(f"hccl-sim: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

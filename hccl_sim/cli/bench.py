@@ -11,16 +11,18 @@ import time
 import torch
 from mpi4py import MPI
 
+from ..algorithms.selection import algo_source
 from ..collectives import SPECS, BenchCall
 from ..comm import Communicator
-from ..dtypes import check_op, dtype_from_name
-from . import algos_from, sizes_from
+from ..dtypes import check_reducible
+from ..topology.units import parse_size
+from . import algos_from, combinations, sizes_from
 from .cases import Case, case_row, failed_row, figures, host_placement, rooted
-from .predict import COLUMNS
-from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, render, versions,
+from .predict import FILE_ROW_COLUMNS
+from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
                      write_results)
 
-BENCH_COLUMNS = COLUMNS + ["wall_time_us", "wrong"]
+BENCH_COLUMNS = FILE_ROW_COLUMNS + ["wrong", "wall_time_us"]
 
 
 def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks: int) -> dict:
@@ -33,6 +35,8 @@ def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks
     bench = BenchCall(case.collective, comm.rank, comm.size, case.count, dtype, case.root if rooted(spec) else 0)
     count, root = bench.work_count, bench.root
     try:
+        if spec.reduces:
+            check_reducible(case.op, dtype)  # e.g. a sweep's uint32 sum: the row says torch cannot
         algo = comm.model.resolve(case.collective, case.algo, count, dtype.itemsize, root=root)
         comm.model.schedule(case.collective, algo, count, root=root)
     except ValueError as exc:  # decided by the model alone, so identically on every rank
@@ -71,25 +75,24 @@ def mpi_placement(spec, world, topology):
 def run(args) -> int:
     if args.collective not in SPECS:
         raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
-    spec, dtype = SPECS[args.collective], dtype_from_name(args.datatype)
-    if spec.reduces:
-        check_op(args.op, dtype)
+    combos = combinations(args, SPECS[args.collective].reduces, emulated=True)
     if args.seed is not None:
         torch.manual_seed(args.seed)
+    topology, placement = args.topology or "flat", args.placement or "linear"
+    cases = [Case(args.collective, size, name, op, args.root, algo, topology, placement, MPI.COMM_WORLD.size)
+             for name, op in combos for size in sizes_from(args) for algo in algos_from(args)]
+    for case in cases:
+        case.validate(algo_source(args.algo))
     comm = Communicator(MPI.COMM_WORLD, topology=args.topology,
                         placement=mpi_placement(args.placement, MPI.COMM_WORLD, args.topology))
-    topology, placement = args.topology or "flat", args.placement or "linear"
-    cases = [Case(args.collective, size, args.datatype, args.op, args.root, algo, topology, placement, comm.size)
-             for size in sizes_from(args) for algo in algos_from(args)]
-    for case in cases:
-        case.validate()
     rows = []
     for case in cases:
         row = case_row(case, "emulated", args.iters, args.warmup_iters, args.check, args.seed)
         row.update(measured_row(comm, case, args.iters, args.warmup_iters, args.check))
         rows.append(row)
-    if args.trace:
-        _write_trace(comm, cases[-1], args.trace)
+    ran = [case for case, row in zip(cases, rows) if not not_ok(row)]
+    if args.trace and ran:
+        _write_trace(comm, ran[-1], args.trace)
     if comm.rank == 0:
         meta = versions()
         for row in rows:
@@ -97,14 +100,16 @@ def run(args) -> int:
         if args.output:
             write_results(args.output, rows, _config(args, comm, meta))
         print(_render(args, comm, rows, meta))
-    return 0
+    # as nccl-tests: a failed check (or here a case that could not run) is a failed run
+    failed = any(not_ok(r) or (r.get("wrong") not in ("", None) and int(r["wrong"]) > 0) for r in rows)
+    return 1 if failed else 0
 
 
 def _render(args, comm, rows, meta) -> str:
     if args.format == "table":
         header = (f"hccl-sim bench {args.collective}: {comm.size} ranks, topology {args.topology or 'flat'} "
-                  f"({comm.topology.name}), placement {args.placement or 'linear'}, minBytes {rows[0]['size_bytes']} "
-                  f"maxBytes {rows[-1]['size_bytes']} step: "
+                  f"({comm.topology.name}), placement {args.placement or 'linear'}, minBytes {parse_size(args.minbytes)} "
+                  f"maxBytes {parse_size(args.maxbytes)} step: "
                   + (f"{args.stepfactor:g}(factor)" if args.stepfactor else f"{args.stepbytes}(bytes)")
                   + f" warmup iters: {args.warmup_iters} iters: {args.iters} validation: {args.check}"
                   + f"\n# hccl_sim {meta['hccl_sim_version']}, torch {meta['torch_version']}, "
@@ -112,7 +117,8 @@ def _render(args, comm, rows, meta) -> str:
                   + "\n# time, algbw and busbw are modeled; wall is the host's time per call (slowest rank)")
         return nccl_tests_table(rows, header)
     if args.format == "hccl_test":
-        return hccl_test_table(rows, rows[0]["size_bytes"], rows[-1]["size_bytes"], args.iters, args.warmup_iters)
+        return hccl_test_table(rows, parse_size(args.minbytes), parse_size(args.maxbytes), args.iters,
+                               args.warmup_iters)
     columns = BENCH_COLUMNS if args.format != "json" else FILE_COLUMNS
     return render(rows, args.format, columns)
 
@@ -126,7 +132,7 @@ def _config(args, comm, meta) -> dict:
 
 
 def _write_trace(comm: Communicator, case: Case, path: str) -> None:
-    """The modeled timeline of one call of ``case`` (the last size and algorithm), written by rank 0."""
+    """The modeled timeline of one call of ``case`` (the last case that ran), written by rank 0."""
     from ..trace import write_trace
     if comm.rank == 0:
         dtype = case.torch_dtype

@@ -7,8 +7,8 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from ..algorithms import algorithms_for, split_algo
-from ..collectives import SPECS
+from ..algorithms import algorithms_for, selection
+from ..collectives import SPECS, work_count
 from ..dtypes import check_op, dtype_from_name
 from ..executors.model import NetworkModel
 from ..executors.predictor import predict
@@ -40,16 +40,14 @@ class Case:
     def count(self) -> int:
         return self.size // self.torch_dtype.itemsize
 
-    def validate(self) -> None:
-        """Raise ValueError naming the field for a case that can never run."""
+    def validate(self, algo_source: str = "algo") -> None:
+        """Raise ValueError naming the field for a case that can never run (``algo_source``: what the
+        algorithm came from, e.g. an environment variable, for the message)."""
         if self.spec.reduces:
             check_op(self.op, self.torch_dtype)
         else:
             self.torch_dtype  # noqa: B018  (validates the name)
-        known = algorithms_for(self.collective)
-        if split_algo(self.algo)[0] not in known + ["auto"]:
-            raise ValueError(f"algo: {self.algo!r} is not an algorithm of {self.collective} "
-                             f"({', '.join(known + ['auto'])})")
+        selection.validate(self.collective, self.algo, algorithms_for(self.collective), algo_source)
         if self.size < 0:
             raise ValueError(f"size: must be >= 0, got {self.size}")
         if self.ranks < 1:
@@ -99,11 +97,12 @@ def predicted_row(case: Case, model: NetworkModel | None = None) -> dict:
     kwargs = {}
     if rooted(spec) and "root" in inspect.signature(predict).parameters:
         kwargs["root"] = case.root
+    count = work_count(case.collective, case.count, case.ranks)  # as bench runs it
     try:
-        p = predict(case.collective, case.count, case.ranks, algo=case.algo, dtype=dtype, model=model, **kwargs)
+        p = predict(case.collective, count, case.ranks, algo=case.algo, dtype=dtype, model=model, **kwargs)
     except ValueError as exc:  # an algorithm that does not apply to this communicator
         return failed_row(case, str(exc))
-    row = figures(spec, case.count * dtype.itemsize, case.count, p.algo, case.ranks, p.time)
+    row = figures(spec, count * dtype.itemsize, count, p.algo, case.ranks, p.time)
     row["wrong"] = ""
     return row
 

@@ -1,4 +1,5 @@
-"""`hccl-sim plot RESULTS`: figures from a results file of `bench --output` or `sweep` (matplotlib, Agg).
+"""`hccl-sim plot RESULTS`: figures from what bench, predict and sweep write as csv or json (their
+``--output`` files and their ``--format csv|json`` output alike; matplotlib, Agg).
 
 - per case family (collective, topology, placement, ranks, dtype): busbw and modeled time against size,
   one line per algorithm, the ``auto`` choice overlaid and labelled with the algorithm it picked;
@@ -14,7 +15,12 @@ import re
 from collections import defaultdict
 
 from ..topology.units import format_size
+from . import MissingExtra
 from .report import read_results
+
+# what a row must have to be drawn; the configuration columns may be missing (a default stands in)
+NEEDED = ("size_bytes", "busbw_GBps", "modeled_time_us")
+DEFAULTS = {"collective": "", "topology": "", "placement": "", "ranks": "", "dtype": "", "op": "", "mode": ""}
 
 
 def _slug(*parts) -> str:
@@ -131,10 +137,16 @@ def topology_figures(rows, outdir, stem, formats, plt) -> list[str]:
 
 
 def plot_results(path: str, outdir: str | None = None, formats=("png", "svg")) -> list[str]:
-    """Write every figure the results support; returns the paths written."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Write every figure the results support; returns the paths written.
+
+    Raises MissingExtra (naming the extra to install) without matplotlib, ValueError for a file that
+    is not results."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingExtra(f"plot needs matplotlib ({exc}); install it with: pip install 'hccl_sim[plot]'") from None
 
     for fmt in formats:
         if fmt not in ("png", "svg", "pdf"):
@@ -142,11 +154,11 @@ def plot_results(path: str, outdir: str | None = None, formats=("png", "svg")) -
     if not os.path.exists(path):
         raise ValueError(f"results file {path!r}: no such file")
     rows = read_results(path)
-    missing = {"collective", "topology", "placement", "ranks", "requested_algo", "size_bytes", "busbw_GBps",
-               "modeled_time_us"} - set(rows[0] if rows else ())
+    missing = [c for c in NEEDED if c not in (rows[0] if rows else ())]
     if rows and missing:
-        raise ValueError(f"results file {path!r}: missing column {sorted(missing)[0]!r}; is it a results file?")
-    rows = [r for r in rows if r.get("status", "ok") == "ok"]
+        raise ValueError(f"results file {path!r}: missing column {missing[0]!r}; is it what bench, predict or "
+                         "sweep write as csv or json?")
+    rows = [{**DEFAULTS, "requested_algo": r.get("algo", ""), **r} for r in rows if r.get("status", "ok") == "ok"]
     if not rows:
         raise ValueError(f"results file {path!r}: no finished cases to plot")
     outdir = outdir or os.path.dirname(os.path.abspath(path))

@@ -1,47 +1,66 @@
-"""`hccl-sim predict`: modeled times from the shared timing engine, no MPI and no data."""
+"""`hccl-sim predict`: modeled times from the shared timing engine, no MPI and no data.
+
+The same cases as bench (sizes, dtypes, ops, comma-separated algorithms), each a row; a case the model
+cannot run is a row that says why. With no ``--ranks``, a topology of fixed size (a SuperPoD preset, a
+topology file) is predicted whole, and the header says so.
+"""
 from __future__ import annotations
 
+from ..algorithms.selection import algo_source
 from ..collectives import SPECS
-from ..dtypes import element_type as dtype_from_name  # no torch: prediction needs only the item size
 from ..executors.model import NetworkModel
-from ..executors.predictor import predict
 from ..topology.units import parse_size
-from . import sizes_from
-from .report import render
+from . import algos_from, combinations, sizes_from
+from .cases import Case, case_row, predicted_row
+from .report import CONFIG_COLUMNS, FIGURE_COLUMNS, hccl_test_table, render
 
-COLUMNS = ["size_bytes", "count", "dtype", "op", "algo", "ranks", "modeled_time_us", "algbw_GBps", "busbw_GBps"]
+COLUMNS = ["size_bytes", "count", "dtype", "op", "requested_algo", "algo", "ranks", "modeled_time_us", "algbw_GBps", "busbw_GBps",
+           "status"]
+# csv and json carry the configuration too, so that `hccl-sim plot` (and anyone) can read them alone
+FILE_ROW_COLUMNS = CONFIG_COLUMNS + [c for c in FIGURE_COLUMNS if c != "wrong"]
+SIZED_TO_FIT_RANKS = 8
 
 
-def result_row(spec, size, count, dtype, op, algo, ranks, seconds) -> dict:
-    algbw = size / seconds / 1e9 if seconds > 0 else 0.0
-    return {"size_bytes": size, "count": count, "dtype": dtype, "op": op if spec.reduces else "none",
-            "algo": algo, "ranks": ranks, "modeled_time_us": seconds * 1e6, "algbw_GBps": algbw,
-            "busbw_GBps": spec.busbw(algbw, ranks)}
+def default_ranks(topology) -> tuple[int, bool]:
+    """(ranks, whole): every NPU of a topology of fixed size, else SIZED_TO_FIT_RANKS for a preset
+    that grows to fit (flat, two-level, nvl72, ...)."""
+    from ..topology import load_topology
+    from ..topology.core import TopologyError
+    npus = load_topology(topology, 1).num_npus
+    try:
+        load_topology(topology, npus + 1)
+    except TopologyError:
+        return npus, True
+    return SIZED_TO_FIT_RANKS, False
 
 
 def run(args) -> int:
     if args.collective not in SPECS:
         raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
-    spec, dtype = SPECS[args.collective], dtype_from_name(args.datatype)
-    from ..dtypes import check_op
-    if spec.reduces:
-        check_op(args.op, dtype)
-    if spec.rooted and not 0 <= args.root < args.ranks:
-        raise ValueError(f"-r/--root: {args.root} is not a rank of {args.ranks}")
-    if args.ranks < 1:
+    spec = SPECS[args.collective]
+    if args.ranks is not None and args.ranks < 1:
         raise ValueError(f"--ranks must be >= 1, got {args.ranks}")
+    ranks, whole = (args.ranks, False) if args.ranks is not None else default_ranks(args.topology)
+    combos = combinations(args, spec.reduces, emulated=False)  # no data: every dtype and op is timed
     sizes = [parse_size(s) for s in args.size.split(",")] if args.size else sizes_from(args)
-    model = NetworkModel(args.ranks, args.topology, args.placement)
-    itemsize = dtype.itemsize
+    topology, placement = args.topology or "flat", args.placement or "linear"
+    cases = [Case(args.collective, size, dtype, op, args.root, algo, topology, placement, ranks)
+             for dtype, op in combos for size in sizes for algo in algos_from(args)]
+    for case in cases:
+        case.validate(algo_source(args.algo))
+    model = NetworkModel(ranks, args.topology, args.placement)
     rows = []
-    for size in sizes:
-        count = size // itemsize
-        if args.collective == "barrier":
-            count = 0
-        elif spec.blocked or args.collective.startswith("alltoall"):  # nccl-tests: p whole blocks
-            count = count // args.ranks * args.ranks
-        p = predict(args.collective, count, args.ranks, algo=args.algo, dtype=dtype, model=model,
-                    root=args.root if spec.rooted else 0)
-        rows.append(result_row(spec, count * itemsize, count, p.dtype, args.op, p.algo, args.ranks, p.time))
-    print(render(rows, args.format, COLUMNS))
-    return 0
+    for case in cases:
+        row = case_row(case, "predicted", "", "", "", None)
+        row.update(predicted_row(case, model))
+        rows.append(row)
+    if args.format == "table":
+        what = f" (every NPU of {model.topology.name}; --ranks to choose)" if whole else ""
+        print(f"# hccl-sim predict {args.collective}: {ranks} ranks{what}, topology {topology} "
+              f"({model.topology.name}), placement {placement}; modeled, no MPI")
+    if args.format == "hccl_test":
+        lo, hi = (sizes[0], sizes[-1]) if args.size else (parse_size(args.minbytes), parse_size(args.maxbytes))
+        print(hccl_test_table(rows, lo, hi, 0, 0))
+    else:
+        print(render(rows, args.format, COLUMNS if args.format == "table" else FILE_ROW_COLUMNS))
+    return 0 if all(r["status"] == "ok" for r in rows) else 1

@@ -88,7 +88,8 @@ _NCCL = [  # column, header, unit, width, format
 def nccl_tests_table(rows: list[dict], header: str) -> str:
     """The nccl-tests layout: a commented header, one line per size, the average bus bandwidth.
 
-    ``time``, ``algbw`` and ``busbw`` are modeled; ``wall`` is the host's wall time of one call.
+    ``time``, ``algbw`` and ``busbw`` are modeled; ``wall`` is the host's wall time of one call. A case
+    that could not run shows its reason in place of the figures, and the summary then says FAILED.
     """
     def line(values, prefix):
         return prefix + " ".join(str(v).rjust(w) for v, (_, _, _, w, _) in zip(values, _NCCL))
@@ -100,12 +101,22 @@ def nccl_tests_table(rows: list[dict], header: str) -> str:
             if col == "algo" and r.get("requested_algo") not in (None, "", v):
                 v = f"{r['requested_algo']}({v})"  # what was asked for, and what ran
             values.append("" if v is None or v == "" else fmt.format(v))
-        out.append(line(values, " "))
+            if col == "algo" and not_ok(r):
+                break
+        out.append(line(values, " ") + (f"  {r['status']}" if not_ok(r) else ""))
     wrong = sum(int(r["wrong"]) for r in rows if r.get("wrong") not in (None, ""))
-    out.append(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 else 'FAILED'}")
+    failed = sum(map(not_ok, rows))
+    out.append(f"# Out of bounds values : {wrong} {'OK' if wrong == 0 and not failed else 'FAILED'}")
+    if failed:
+        out.append(f"# Cases not run        : {failed} of {len(rows)} (the reason is on each row)")
     for algo, avg in average_busbw(rows).items():
         out.append(f"# Avg bus bandwidth    : {avg:.4f}  (modeled, {algo})")
     return "\n".join(out)
+
+
+def not_ok(row: dict) -> bool:
+    """Whether a row is a case that could not run (its ``status`` says why)."""
+    return row.get("status", "ok") != "ok"
 
 
 def average_busbw(rows: list[dict]) -> dict[str, float]:
@@ -165,11 +176,16 @@ def read_results(path: str) -> list[dict]:
     """Rows from a CSV or JSON results file, numbers as numbers (what ``plot`` and tests read)."""
     fmt = file_format(path)
     with open(path, newline="") as f:
-        if fmt == "json":
-            data = json.load(f)
-            rows = data["results"] if isinstance(data, dict) else data
-        else:
-            rows = list(csv.DictReader(f))
+        try:
+            if fmt == "json":
+                data = json.load(f)
+                rows = data["results"] if isinstance(data, dict) else data
+            else:
+                rows = list(csv.DictReader(f))
+        except (json.JSONDecodeError, KeyError, csv.Error) as exc:
+            raise ValueError(f"results file {path!r}: not a results {fmt} file ({exc})") from None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(f"results file {path!r}: expected a list of rows")
     return [{k: _number(k, v) for k, v in r.items()} for r in rows]
 
 

@@ -6,10 +6,10 @@
 The file (every field optional; a single value stands for a one-element list)::
 
     collectives: [allreduce]                      # nccl-tests' ops
-    algos: [ring, rhd, auto]
+    algos: [ring, rhd, auto]                      # or HCCL_ALGO syntax; default $HCCL_SIM_ALGO, $HCCL_ALGO, auto
     sizes: {min: 1K, max: 64M, factor: 4}         # or {min, max, step}, or a list [8K, 1M]
-    dtypes: [fp32]
-    reduce_ops: [sum]                             # only for collectives that reduce
+    dtypes: [fp32]                                # or all (every dtype, as bench -d all)
+    reduce_ops: [sum]                             # only for collectives that reduce; or all
     roots: [0]                                    # only for collectives with a root
     topologies: [flat, "two-level:server=4"]      # presets with parameters, or topology files
     placements: [linear, spread]
@@ -36,6 +36,7 @@ import os
 import sys
 import time
 
+from ..algorithms.selection import default_algo
 from ..topology.units import parse_size
 from .cases import Case, case_row, predicted_row, rooted
 from .report import FILE_COLUMNS, file_format, versions
@@ -78,7 +79,7 @@ def load_sweep(path: str) -> dict:
         raise SweepError(f"sweep file {path!r}: unknown field {unknown[0]!r} (fields: {', '.join(FIELDS)})")
     sweep = {}
     for field, (default, kind) in FIELDS.items():
-        value = data.get(field, default)
+        value = data.get(field, [default_algo()] if field == "algos" else default)
         where = f"sweep file {path!r}: {field}"
         sweep[field] = _field(value, kind, where)
     sweep["sizes"] = _sizes(data.get("sizes", DEFAULT_SIZES), f"sweep file {path!r}: sizes")
@@ -161,15 +162,16 @@ def expand(sweep: dict, world: int | None) -> list[Case]:
             raise SweepError(f"ranks: must be >= 1, got {r}")
     cases = []
     from ..collectives import SPECS
+    from ..dtypes import DTYPES, OPS
     for topo, place, nranks, coll in itertools.product(sweep["topologies"], sweep["placements"], ranks,
                                                        sweep["collectives"]):
         if coll not in SPECS:
             raise SweepError(f"collectives: {coll!r} is not supported (supported: {', '.join(SPECS)})")
         spec = SPECS[coll]
-        ops = sweep["reduce_ops"] if spec.reduces else ["none"]
+        ops = (list(OPS) if sweep["reduce_ops"] == ["all"] else sweep["reduce_ops"]) if spec.reduces else ["none"]
+        dtypes = list(DTYPES) if sweep["dtypes"] == ["all"] else sweep["dtypes"]
         roots = sweep["roots"] if rooted(spec) else [-1]
-        for dtype, op, root, algo, size in itertools.product(sweep["dtypes"], ops, roots, sweep["algos"],
-                                                             sweep["sizes"]):
+        for dtype, op, root, algo, size in itertools.product(dtypes, ops, roots, sweep["algos"], sweep["sizes"]):
             case = Case(coll, size, dtype, op, root, algo, topo, place, nranks)
             try:
                 case.validate()

@@ -82,8 +82,11 @@ class NetworkModel:
             return "auto"
         if selection.is_hccl_algo(algo):
             single_server = len(self.context.groups) == 1
-            return selection.to_algo(collective, algo, self.hierarchical, "hier" in algorithms_for(collective),
+            algo = selection.to_algo(collective, algo, self.hierarchical, "hier" in algorithms_for(collective),
                                      "intra" if single_server else "inter")
+        name, variant = split_algo(algo)
+        if name == "hier" and not self.hierarchical and name in algorithms_for(collective):
+            return selection.one_level(collective, variant, [len(g) for g in self.context.groups])
         return algo
 
     def resolve(self, collective: str, algo: str | None, count: int, itemsize: int, root: int = 0,

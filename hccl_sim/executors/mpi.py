@@ -68,9 +68,10 @@ def as_bytes(tensor: torch.Tensor) -> np.ndarray:
 
 
 class MPIExecutor:
-    def __init__(self, transport: Transport, timeout: float = 30.0):
+    def __init__(self, transport: Transport, timeout: float = 30.0, notices=None):
         self.comm = as_transport(transport)
         self.timeout = timeout
+        self.notices = notices  # failure notices every wait polls (Transport.failure_notices()), or None
         self._plans: dict = {}
         self._scratch: torch.Tensor | None = None
 
@@ -105,7 +106,7 @@ class MPIExecutor:
         for st in steps:
             reqs = [comm.irecv(raw[b][o:o + n], peer, st.tag) for peer, b, o, n in st.recvs]
             reqs += [comm.isend(raw[b][o:o + n], peer, st.tag) for peer, b, o, n in st.sends]
-            comm.wait_all(reqs, st.peers, self.timeout, what)
+            comm.wait_all(reqs, st.peers, self.timeout, what, self.notices)
             for t, b, o, count in st.reduces:
                 combine(buffers[b][o:o + count], tmp[t:t + count])
             for t, b, o, count in st.staged:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..algorithms import selection
 from ..dtypes import element_type
 from .model import NetworkModel
 
@@ -40,11 +41,11 @@ def predict(collective: str, count: int, nranks: int, topology=None, placement=N
     """Modeled time of one call with every rank entering at the same time. ``count`` is the working
     buffer's elements (nccl-tests' count: allgather's output, reduce-scatter's input); ``counts`` the
     per-rank blocks of a v-variant (a p x p matrix for alltoallv). ``dtype``: a name ("fp32", "bf16", ...)
-    or a torch dtype."""
+    or a torch dtype. ``algo`` None: $HCCL_SIM_ALGO, $HCCL_ALGO, else auto, as the Communicator."""
     name, itemsize, _ = element_type(dtype)
     model = model or NetworkModel(nranks, topology, placement)
     count, shape = _shape(collective, count, root, counts)
-    resolved = model.resolve(collective, algo, count, itemsize, **shape)
+    resolved = model.resolve(collective, selection.default_algo(algo), count, itemsize, **shape)
     result = model.time(collective, resolved, count, itemsize, **shape)
     return Prediction(collective, resolved, nranks, count, name, count * itemsize, result.time, model.topology.name)
 
@@ -97,7 +98,7 @@ def predict_many(calls: Sequence[Call], nranks: int | None = None, topology=None
         itemsize = element_type(call.dtype).itemsize
         group = NetworkModel(len(ranks), world.topology, npus[ranks].tolist())
         count, shape = _shape(call.collective, call.count, call.root, call.counts)
-        algo = group.resolve(call.collective, call.algo, count, itemsize, **shape)
+        algo = group.resolve(call.collective, selection.default_algo(call.algo), count, itemsize, **shape)
         schedule = group.schedule(call.collective, algo, count, **shape)
         jobs.append((schedule, itemsize, npus[ranks], call.start))
         chosen.append((call, algo, count, itemsize))

@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from ..errors import CollectiveTimeout
+from ..errors import CollectiveError, CollectiveTimeout
 
 
 class Transport:
@@ -35,10 +35,15 @@ class Transport:
         """Start receiving into the contiguous writable array ``buf`` from ``peer``."""
         raise NotImplementedError
 
-    def wait_all(self, requests: list, peers: list[int], timeout: float, what: str) -> None:
+    def wait_all(self, requests: list, peers: list[int], timeout: float, what: str, notices=None) -> None:
         """Wait for every request; after ``timeout`` seconds raise CollectiveTimeout naming the peers of
-        the requests still outstanding (``peers[i]`` is the peer of ``requests[i]``)."""
+        the requests still outstanding (``peers[i]`` is the peer of ``requests[i]``). A failure another
+        rank announced on ``notices`` ends the wait with its CollectiveError (where the transport can)."""
         raise NotImplementedError
+
+    def failure_notices(self):
+        """The channel on which a rank failing mid-call tells the others (``check()``, ``fail(message)``)."""
+        return LocalNotices()
 
     def recv_any(self, buf: np.ndarray, tag: int, timeout: float, what: str) -> int:
         """Receive into ``buf`` from whichever rank sends with ``tag`` (bounded); returns that rank."""
@@ -72,10 +77,15 @@ class MPITransport(Transport):
     def irecv(self, buf, peer, tag):
         return self.comm.Irecv(buf, peer, tag)
 
-    def wait_all(self, requests, peers, timeout, what):
+    def wait_all(self, requests, peers, timeout, what, notices=None):
         from .waiting import wait_all
 
-        wait_all(requests, peers, timeout, what)
+        wait_all(requests, peers, timeout, what, notices)
+
+    def failure_notices(self):
+        from .notices import FailureNotices
+
+        return FailureNotices(self.comm)
 
     def recv_any(self, buf, tag, timeout, what):
         from mpi4py import MPI
@@ -90,6 +100,10 @@ class MPITransport(Transport):
         return status.Get_source()
 
     def allgather(self, obj):
+        if isinstance(obj, np.ndarray):  # buffer-based, no pickling (the counts of the v-collectives)
+            rows = np.empty((self.size,) + obj.shape, dtype=obj.dtype)
+            self.comm.Allgather(np.ascontiguousarray(obj), rows)
+            return list(rows)
         return self.comm.allgather(obj)
 
     def dup(self):
@@ -137,7 +151,9 @@ class GlooTransport(Transport):
     def irecv(self, buf, peer, tag):
         return self.pg.recv([self._tensor(buf)], peer, tag)
 
-    def wait_all(self, requests, peers, timeout, what):
+    def wait_all(self, requests, peers, timeout, what, notices=None):
+        if notices is not None:
+            notices.check()
         deadline = time.monotonic() + timeout
         for i, work in enumerate(requests):
             try:
@@ -177,6 +193,22 @@ class GlooTransport(Transport):
     def dup(self):
         self._dups += 1
         return GlooTransport(self._store, self.rank, self.size, self._timeout, f"{self._prefix}.{self._dups}")
+
+
+class LocalNotices:
+    """Failure notices that stay on this rank (gloo cannot probe for a message): a rank that fails
+    mid-call raises at once and refuses later calls; its peers time out naming it."""
+
+    def __init__(self):
+        self.failure: str | None = None
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise CollectiveError(self.failure)
+
+    def fail(self, message: str, grace: float = 1.0) -> CollectiveError:
+        self.failure = self.failure or message
+        return CollectiveError(self.failure)
 
 
 def as_transport(comm=None) -> Transport:

@@ -9,11 +9,13 @@ from ..errors import CollectiveTimeout
 DEFAULT_TIMEOUT = float(os.environ.get("HCCL_SIM_TIMEOUT", "30"))
 
 
-def wait_all(requests: list, peers: list[int], timeout: float, what: str) -> None:
+def wait_all(requests: list, peers: list[int], timeout: float, what: str, notices=None) -> None:
     """Wait for every request; after ``timeout`` seconds raise naming the peers still outstanding.
 
     Polls rather than blocking in MPI_Waitall, which could never return if a peer died; an MPI error
-    (a peer's process gone) is reported the same way, naming the peers not yet heard from.
+    (a peer's process gone) is reported the same way, naming the peers not yet heard from. With
+    ``notices`` (a notices.FailureNotices), a failure announced by any rank ends the wait with its
+    CollectiveError (the outstanding requests are cancelled).
     """
     from mpi4py import MPI  # here, so a gloo-only process never initialises MPI
 
@@ -24,6 +26,12 @@ def wait_all(requests: list, peers: list[int], timeout: float, what: str) -> Non
             polls += 1
             if polls % 64:
                 continue
+            if notices is not None:
+                try:
+                    notices.check()
+                except Exception:
+                    _outstanding(requests, peers)
+                    raise
             now = time.monotonic()
             deadline = deadline or now + timeout
             if now > deadline:

@@ -11,7 +11,8 @@ relative to the earliest, so equal cases give bit-identical results whatever the
 Two engines implement these rules behind one protocol (``run(entry, record) -> (exit, records)``):
 the exact event engine (exact.py) on the schedule's transfer table (table.py), and the stepwise engine
 (stepwise.py) for schedules too large to write out. ``choose_engine`` picks with one threshold on the
-number of transfers, a function of the schedule alone, so a case always gets the same engine.
+number of transfers, a function of the schedule alone; the exact engine hands a case over to the
+stepwise one when its fair-share work passes ``EXACT_WORK`` (ranks drifting into very many instants).
 """
 from __future__ import annotations
 
@@ -22,13 +23,18 @@ import numpy as np
 
 from ..algorithms.schedule import Schedule
 from ..topology import Topology
-from .exact import ExactEngine
+from .exact import ExactEngine, OverBudget
 from .stepwise import StepwiseSimulator
 from .table import TransferTable
 
 # The exact engine times every schedule of at most this many transfers (repeated steps written out);
 # larger ones go step by step. About 1 s of exact timing on a 2-core host (README, "Timing").
 EXACT_TRANSFERS = 1 << 19
+# ... and gives up, for the stepwise engine, once its fair-share solves have visited this many (route, link)
+# entries (about 1.5 s here): RHD off powers of two on the Atlas 960 SuperPoD drifts into ~17,000 distinct
+# instants (15,488 ranks: 100 s exact, 6 s stepwise). Deterministic: a function of the schedule and the
+# entry times.
+EXACT_WORK = 1 << 24
 # Several schedules at once (``run_many``) always go to the exact engine, up to this many transfers in all.
 MANY_TRANSFERS = 1 << 22
 
@@ -133,7 +139,14 @@ class TimingModel:
                 self._result_ranks = 0
             self._result_ranks += schedule.nranks
             engine = choose_engine(schedule)
-            cached = (schedule, self.engine(schedule, itemsize, engine).run(rel, record), engine)
+            if engine == "exact":
+                try:
+                    outcome = self.exact(schedule, itemsize).run(rel, record, budget=EXACT_WORK)
+                except OverBudget:  # ranks drift into very many distinct instants: step by step instead
+                    engine = "stepwise"
+            if engine == "stepwise":
+                outcome = self.engine(schedule, itemsize, engine).run(rel, record)
+            cached = (schedule, outcome, engine)
             self._results[key] = cached
         (rel_exit, transfers), engine = cached[1], cached[2]
         return _result(entry, rel_exit, base, transfers, engine)

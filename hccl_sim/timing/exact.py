@@ -93,6 +93,7 @@ class ExactEngine:
         padded = np.append(self.capacity, math.inf)  # the padding (-1) reads inf
         self.alone_rate = padded[self.route].min(axis=1) if self.route.shape[1] else np.full(len(table), math.inf)
         self.unshared = self._never_shared()
+        self.last_work = 0  # fair-share work of the last run, (route, link) entries visited
 
     def _never_shared(self) -> bool:
         """True when no two transfers can ever flow on one link at once: every link carries the transfers
@@ -114,13 +115,16 @@ class ExactEngine:
         keys = link * (int(step.max()) + 1) + step
         return len(np.unique(keys)) == len(keys)
 
-    def run(self, entry: np.ndarray, record: bool = False):
+    def run(self, entry: np.ndarray, record: bool = False, budget: float | None = None):
         """Exit time per participant (the finish of its last step, or its entry), and the per-transfer
-        records (``table.empty_records`` fields) when ``record``."""
+        records (``table.empty_records`` fields) when ``record``. Raises OverBudget once the fair-share
+        solves have visited more than ``budget`` (route, link) entries in all (None: no limit)."""
         entry = np.asarray(entry, dtype=np.float64)
         if self.unshared:
             return self._run_unshared(entry, record)
-        return _Run(self, entry, record).result()
+        run = _Run(self, entry, record, budget)
+        self.last_work = run.work
+        return run.result()
 
     def _run_unshared(self, entry: np.ndarray, record: bool):
         """The same rules when no link is ever shared: every transfer takes bytes / its route's tightest
@@ -154,8 +158,14 @@ class ExactEngine:
         return exit_, rec
 
 
+class OverBudget(RuntimeError):
+    """The exact engine stopped: its fair-share work passed the budget it was given."""
+
+
 class _Run:
-    def __init__(self, engine: ExactEngine, entry: np.ndarray, record: bool):
+    def __init__(self, engine: ExactEngine, entry: np.ndarray, record: bool, budget: float | None = None):
+        self.budget = math.inf if budget is None else budget
+        self.work = 0  # (route, link) entries the fair-share solves visited
         table, slots = engine.table, engine.slots
         self.t, self.s, self.route, self.capacity = table, slots, engine.route, engine.capacity
         self.exit = entry.copy()
@@ -282,6 +292,9 @@ class _Run:
 
     def _rates(self) -> np.ndarray:
         routes = self.route[self.active]
+        self.work += routes.size
+        if self.work > self.budget:
+            raise OverBudget(f"exact timing: fair-share work passed its budget of {self.budget:.0f}")
         valid = routes >= 0
         flow, _ = np.nonzero(valid)
         rate = progressive_filling(routes[valid], flow, len(self.active), self.capacity)

@@ -11,13 +11,23 @@ _TIME = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
 def parse_size(text: str | int) -> int:
-    """'8K' -> 8192, '64M', '1G', '1000' -> bytes."""
+    """'8K' -> 8192, '64M', '1G', '1000', '1.5K' (nccl-tests takes fractions too) -> bytes.
+
+    A fraction must come to a whole number of bytes ('1.5K' = 1536; '1.3K' is an error)."""
     if isinstance(text, int):
         return text
-    m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(i?B)?\s*", str(text), re.IGNORECASE)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?)(i?B)?\s*", str(text), re.IGNORECASE)
     if not m:
-        raise ValueError(f"size {text!r}: expected an integer with an optional K, M, G or T suffix")
-    return int(m.group(1)) * _BINARY[m.group(2).upper()]
+        raise ValueError(f"size {text!r}: expected a number with an optional K, M, G or T suffix")
+    scale = _BINARY[m.group(2).upper()]
+    if "." not in m.group(1):
+        return int(m.group(1)) * scale
+    whole, _, frac = m.group(1).partition(".")
+    numerator = int(whole or "0") * 10 ** len(frac) + int(frac or "0")  # exact: no float rounding
+    nbytes, rest = divmod(numerator * scale, 10 ** len(frac))
+    if rest:
+        raise ValueError(f"size {text!r}: is not a whole number of bytes")
+    return nbytes
 
 
 def _number(text: str, what: str) -> tuple[float, str]:

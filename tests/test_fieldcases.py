@@ -1,0 +1,219 @@
+"""Inputs users send, taken from public bug reports against torch.distributed, nccl-tests and HCCL
+(issue 13): each kind of input gets the right behaviour or an error naming the problem."""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import hccl_sim
+from hccl_sim import NetworkModel
+from hccl_sim.algorithms import selection
+from hccl_sim.cli import ALGO_HELP, build_parser, combinations, dtypes_from, main, ops_from
+from hccl_sim.cli.bench import BENCH_COLUMNS
+from hccl_sim.cli.plot import plot_results
+from hccl_sim.cli.report import hccl_test_table, nccl_tests_table, render
+from hccl_sim.cli.sweep import expand, load_sweep
+from hccl_sim.dtypes import DTYPES, UnsupportedError, check_reducible, dtype_from_name
+from hccl_sim.topology.units import parse_size
+
+HCCL_SIM = [sys.executable, "-m", "hccl_sim.cli"]
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+HCCL_SYNTAX = "level0:NA;level1:H-D_R"
+
+
+@pytest.fixture
+def no_algo_env(monkeypatch):
+    for name in selection.ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def _predict(capsys, *argv):
+    code = main(["predict", *argv])
+    return code, capsys.readouterr()
+
+
+def _csv(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# ---- 1: one algorithm syntax, and HCCL_ALGO / HCCL_SIM_ALGO, in every front end -----------------------
+def test_bench_predict_help_and_readme_list_the_same_algorithm_syntax():
+    sub = build_parser()._subparsers._group_actions[0].choices
+    helps = {name: next(a.help for a in sub[name]._actions if "--algo" in a.option_strings)
+             for name in ("bench", "predict")}
+    assert helps["bench"] == helps["predict"] == ALGO_HELP
+    readme = " ".join(open(README).read().split())  # the README quotes the help text word for word
+    assert f"--algo {ALGO_HELP}" in readme
+    for text in (HCCL_SYNTAX, "$HCCL_SIM_ALGO", "$HCCL_ALGO", "INTRA/INTER", "comma-separated"):
+        assert text in ALGO_HELP
+
+
+def test_the_environment_names_the_default_algorithm(no_algo_env):
+    assert selection.default_algo() == "auto"
+    no_algo_env.setenv("HCCL_ALGO", HCCL_SYNTAX)
+    assert selection.default_algo() == HCCL_SYNTAX and selection.default_algo("ring") == "ring"
+    no_algo_env.setenv("HCCL_SIM_ALGO", "nhr")  # ours wins when both are set
+    assert selection.default_algo() == "nhr"
+    assert hccl_sim.predict("allreduce", 1 << 20, 8).algo == "nhr"  # the Python predict, as the Communicator
+    assert "HCCL_SIM_ALGO='nhr'" in selection.algo_source()
+
+
+def test_predict_and_sweep_take_hccl_algo_syntax_and_the_environment(no_algo_env, capsys, tmp_path):
+    code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "4", "--algo", HCCL_SYNTAX, "--format", "json")
+    explicit = json.loads(out.out)[0]
+    assert code == 0 and explicit["requested_algo"] == HCCL_SYNTAX and explicit["algo"] == "rhd"
+    no_algo_env.setenv("HCCL_ALGO", HCCL_SYNTAX)
+    code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "4", "--format", "json")
+    assert json.loads(out.out)[0]["modeled_time_us"] == explicit["modeled_time_us"]
+    no_algo_env.setenv("HCCL_ALGO", "bogus")
+    code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "4")
+    assert code == 2 and "HCCL_ALGO='bogus'" in out.err and "not an algorithm of allreduce" in out.err
+    # sweep: the syntax in the file, and the environment when the file names no algorithm
+    path = tmp_path / "s.yaml"
+    path.write_text(f"algos: ['{HCCL_SYNTAX}', ring]\nranks: [4]\n")
+    assert [c.algo for c in expand(load_sweep(str(path)), None)] == [HCCL_SYNTAX, "ring"]
+    no_algo_env.setenv("HCCL_ALGO", HCCL_SYNTAX)
+    path.write_text("ranks: [4]\n")
+    assert [c.algo for c in expand(load_sweep(str(path)), None)] == [HCCL_SYNTAX]
+
+
+# ---- 2: a case that cannot run says why in every format, never OK ----------------------------------------
+def _rows():
+    ok = {"size_bytes": 1024, "count": 256, "dtype": "fp32", "op": "sum", "root": -1, "algo": "ring",
+          "requested_algo": "ring", "modeled_time_us": 4.0, "algbw_GBps": 0.256, "busbw_GBps": 0.384,
+          "wrong": 0, "wall_time_us": 10.0, "status": "ok"}
+    bad = dict(ok, requested_algo="hier", algo="hier", modeled_time_us="", algbw_GBps="", busbw_GBps="",
+               wrong="", wall_time_us="", status="n/a: hier needs servers with the same number of ranks")
+    return [ok, bad]
+
+
+def test_a_case_that_cannot_run_says_why_in_every_format():
+    rows = _rows()
+    table = nccl_tests_table(rows, "test")
+    assert "n/a: hier needs servers" in table and "OK" not in table and "FAILED" in table
+    assert "Cases not run        : 1 of 2" in table
+    assert "n/a: hier needs servers" in hccl_test_table(rows, 1024, 1024, 1, 0)
+    for fmt in ("csv", "json"):
+        assert "n/a: hier needs servers" in render(rows, fmt, BENCH_COLUMNS)
+
+
+# ---- 4: nccl-tests' values: dtypes, ops, all, fractional sizes ------------------------------------------
+def test_nccl_tests_dtype_and_op_names():
+    for name in ("int8", "uint8", "int32", "uint32", "int64", "uint64", "half", "float16", "float", "float32",
+                 "double", "float64", "bfloat16", "f8e4m3", "f8e5m2"):
+        dtype_from_name(name)
+    sub = build_parser()._subparsers._group_actions[0].choices
+    dtype_help = next(a.help for a in sub["bench"]._actions if "-d" in a.option_strings)
+    assert all(name in dtype_help.split() for name in DTYPES)
+    args = build_parser().parse_args(["predict", "allreduce", "-d", "all", "-o", "all"])
+    assert dtypes_from(args) == list(DTYPES) and ops_from(args, True) == ["sum", "prod", "max", "min", "avg"]
+    assert ops_from(args, False) == ["sum"]  # one row for a collective that does not reduce
+    with pytest.raises(UnsupportedError, match="'sum' on uint32: torch cannot compute it on CPU"):
+        check_reducible("sum", torch.uint32)
+    check_reducible("prod", torch.uint32)  # torch can: it runs
+    check_reducible("avg", torch.int32)  # NCCL's integer average
+    assert (parse_size("1.5K"), parse_size("0.5M"), parse_size("64M")) == (1536, 1 << 19, 64 << 20)
+    with pytest.raises(ValueError, match="whole number of bytes"):
+        parse_size("1.3K")
+    # bench: a reduction torch cannot compute is an error when named, left out of "all"
+    named = build_parser().parse_args(["bench", "allreduce", "-d", "uint32,int8", "-o", "prod,sum"])
+    with pytest.raises(UnsupportedError, match="'sum' on uint32"):
+        combinations(named, reduces=True, emulated=True)
+    assert len(combinations(named, reduces=True, emulated=False)) == 4  # predict: no data, all timed
+    pairs = combinations(build_parser().parse_args(["bench", "allreduce", "-d", "all", "-o", "all"]), True, True)
+    assert ("uint32", "prod") in pairs and ("uint32", "sum") not in pairs and ("fp8_e4m3", "max") not in pairs
+
+
+def test_integer_average_truncates_like_nccl():
+    from hccl_sim.collectives import reference
+    got = reference("avg", [torch.tensor([1, -1, 7], dtype=torch.int32), torch.tensor([2, -2, 0], dtype=torch.int32)])
+    assert got.tolist() == [1, -1, 3] and got.dtype == torch.int32
+
+
+# ---- 5, 7, 8: predict of whole presets, hier on one level, several algorithms ---------------------------
+def test_predict_a_fixed_size_preset_whole(no_algo_env, capsys):
+    code, out = _predict(capsys, "allreduce", "--size", "1G", "--topology", "atlas950-superpod", "--algo", "hier,ring")
+    assert code == 0 and "8192 ranks (every NPU of atlas950-superpod" in out.out
+    lines = [line.split() for line in out.out.splitlines()[2:]]
+    assert [line[4:7] for line in lines] == [["hier", "hier", "8192"], ["ring", "ring", "8192"]]
+    code, out = _predict(capsys, "allreduce", "--size", "1G", "--format", "csv")  # sized to fit: 8
+    assert _csv(out.out)[0]["ranks"] == "8"
+
+
+def test_hier_on_one_level_runs_that_level_alone_and_unequal_servers_are_named():
+    one_server = NetworkModel(3, "flat")
+    assert one_server.resolve("allreduce", "hier", 1024, 4) == "ring"
+    assert one_server.resolve("allreduce", "hier:rhd/nhr", 1024, 4) == "rhd"
+    assert one_server.resolve("reduce_scatterv", "hier:nb", 1024, 4) == "nb"
+    one_per_server = NetworkModel(4, "two-level:server=1")
+    assert one_per_server.resolve("broadcast", "hier", 1024, 4) == "tree"  # HCCL's level1 default here
+    assert one_per_server.resolve("allreduce", "hier:ring/rhd", 1024, 4) == "rhd"
+    ring = one_server.time("allreduce", "ring", 1 << 20, 4).time
+    assert one_server.time("allreduce", one_server.resolve("allreduce", "hier", 1 << 20, 4), 1 << 20, 4).time == ring
+    with pytest.raises(ValueError, match=r"server sizes \[4, 2\]"):
+        NetworkModel(6, "two-level:server=4").resolve("allreduce", "hier", 1024, 4)
+
+
+def test_predict_compares_several_algorithms_and_reports_those_that_cannot_run(no_algo_env, capsys):
+    code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "6", "--topology", "two-level:server=4",
+                         "--algo", "ring,rhd,nhr,hier", "--format", "csv")
+    rows = _csv(out.out)
+    assert [r["requested_algo"] for r in rows] == ["ring", "rhd", "nhr", "hier"]
+    assert all(r["status"] == "ok" and float(r["modeled_time_us"]) > 0 for r in rows[:3])
+    assert code == 1 and rows[3]["status"].startswith("n/a") and "[4, 2]" in rows[3]["status"]
+    code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "6", "--topology", "two-level:server=4",
+                         "--algo", "hier", "--format", "hccl_test")
+    assert code == 1 and "server sizes [4, 2]" in out.out and "success" not in out.out
+
+
+# ---- 6, 9: plot takes predict's output, and names the extra without matplotlib --------------------------
+def test_plot_takes_what_predict_writes(no_algo_env, capsys, tmp_path):
+    for fmt in ("csv", "json"):
+        _, out = _predict(capsys, "allreduce", "-b", "1K", "-e", "64K", "-f", "8", "--ranks", "4", "--algo",
+                          "ring,auto", "--format", fmt)
+        path = tmp_path / f"predicted.{fmt}"
+        path.write_text(out.out)
+        written = plot_results(str(path), str(tmp_path / fmt), ["svg"])
+        assert written and all(os.path.getsize(p) > 1000 for p in written)
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("size_bytes,busbw_GBps,modeled_time_us\n1024,1.0,2.0\n")
+    code = ("import sys; sys.modules['matplotlib'] = None\n"
+            "from hccl_sim.cli import main\n"
+            f"sys.exit(main(['plot', {str(path)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "pip install 'hccl_sim[plot]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ---- under mpirun: bench with the same inputs -----------------------------------------------------------
+def test_bench_takes_what_users_type_under_mpirun(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in selection.ENVIRONMENT}
+    # every dtype and op nccl-tests names, a fractional size, -i 0 (one size; the header says what was
+    # asked), HCCL_ALGO syntax, and an algorithm that cannot run on servers of 2 and 1 ranks
+    argv = ["-n", "3"] + HCCL_SIM + ["bench", "allreduce", "-d", "all", "-o", "all", "-b", "1.5K", "-e", "3K",
+                                     "-i", "0", "-n", "1", "-w", "0", "--algo", f"{HCCL_SYNTAX},hier",
+                                     "--topology", "two-level:server=2", "--output", str(tmp_path / "b.csv")]
+    proc = subprocess.run(["mpirun"] + argv, capture_output=True, text=True, timeout=300, env=env)
+    out = proc.stdout
+    assert proc.returncode == 1 and "minBytes 1536 maxBytes 3072" in out, out + proc.stderr
+    assert "server sizes [2, 1]" in out and "FAILED" in out and " OK" not in out
+    rows = _csv(open(tmp_path / "b.csv").read())
+    ran = [r for r in rows if r["requested_algo"] == HCCL_SYNTAX]
+    pairs = {(r["dtype"], r["op"]) for r in ran}
+    assert ("uint32", "prod") in pairs and ("int32", "avg") in pairs and ("uint32", "sum") not in pairs
+    assert all(r["status"] == "ok" and r["wrong"] == "0" and r["algo"] == "rhd" for r in ran)
+    assert all(r["status"].startswith("n/a") for r in rows if r["requested_algo"] == "hier")
+    assert plot_results(str(tmp_path / "b.csv"), str(tmp_path), ["svg"])  # and plot takes bench's file
+    # HCCL_ALGO from the environment, even a bogus one, is used; the error is printed once
+    proc = subprocess.run(["mpirun", "-n", "2"] + HCCL_SIM + ["bench", "allreduce", "-b", "1K", "-e", "1K"],
+                          capture_output=True, text=True, timeout=300, env=dict(env, HCCL_ALGO="bogus"))
+    assert proc.returncode != 0 and proc.stderr.count("HCCL_ALGO='bogus'") == 1, proc.stderr
