@@ -248,3 +248,13 @@ def test_communicator_recording_replays_to_its_own_clock(tmp_path):
     result = replay(workload)
     np.testing.assert_allclose(np.array([s.rank_times for s in result.steps]), recorded, rtol=1e-9)
     assert result.steps[0].exposed > 0  # rank 1's longer compute shows as rank 0's wait
+
+
+def test_flop_rate_retimes_compute_with_recorded_flops():
+    workload = _pairs([(0, 1), (2, 3)])
+    for records in workload.ranks:
+        records[1]["flops"] = 4e9  # the 1 us compute span did 4 GFLOP
+    base = replay(workload, "flat")
+    fast = replay(workload, "flat", flop_rate=1e15)  # 4 us at 1 PFLOP/s
+    assert base.steps[0].compute == pytest.approx(1e-6) and fast.steps[0].compute == pytest.approx(4e-6)
+    assert fast.step_time == pytest.approx(base.step_time + 3e-6)
