@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--algo", default=None,
                    help="algorithm for collectives recorded as auto (default: auto again at the new scale)")
     p.add_argument("--from-step", type=int, default=0, help="replay from this recorded step (default 0)")
+    p.add_argument("--setup", action="store_true", help="also replay what ran before the first step")
     p.add_argument("--flop-rate", type=float, default=None,
                    help="FLOP/s per NPU: compute spans with recorded FLOPs take FLOPs / rate (else recorded seconds)")
     p.add_argument("--trace", default=None, help="Chrome/Perfetto trace (JSON) of the replay (first topology)")
@@ -71,7 +72,7 @@ def run(args) -> int:
     rows, results = [], []
     for i, topology in enumerate(topologies):
         result = replay(workload, topology, scale, args.placement, args.flop_rate, trace=bool(args.trace) and i == 0,
-                        from_step=args.from_step, algo=args.algo)
+                        from_step=args.from_step, algo=args.algo, setup=args.setup)
         results.append(result)
         rows.append(summary(result))
     if args.trace:
@@ -113,7 +114,7 @@ def plot_scaling(workload, topologies, scales, args, path) -> None:
         points = []
         for text in scales:
             result = replay(workload, topology, parse_scale(text), args.placement, args.flop_rate,
-                            from_step=args.from_step, algo=args.algo)
+                            from_step=args.from_step, algo=args.algo, setup=args.setup)
             points.append((result.nranks, result.step_time * 1e6, result.mean("exposed") * 1e6, result.topology))
         points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{points[0][3]}: step")
