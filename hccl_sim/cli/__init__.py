@@ -71,11 +71,11 @@ def combinations(args, reduces: bool, emulated: bool) -> list[tuple[str, str]]:
     """(dtype, op) pairs of -d and -o, each name checked. ``emulated``: a reduction torch cannot compute
     on CPU is an error when named, and left out when it comes from ``all`` (nccl-tests' -d/-o all run
     what the library supports)."""
-    from ..dtypes import UnsupportedError, check_op, check_reducible, dtype_from_name
+    from ..dtypes import UnsupportedError, check_op, check_reducible, dtype_from_name, element_type
     everything = "all" in (args.datatype, args.op)
     pairs = []
     for name in dtypes_from(args):
-        dtype = dtype_from_name(name)
+        dtype = dtype_from_name(name) if emulated else element_type(name)  # predict: no torch
         for op in ops_from(args, reduces):
             if reduces:
                 check_op(op, dtype)
@@ -92,9 +92,11 @@ def combinations(args, reduces: bool, emulated: bool) -> list[tuple[str, str]]:
 
 def dtypes_from(args) -> list[str]:
     """-d: one dtype, several comma-separated, or ``all`` (nccl-tests' -d all: every dtype)."""
-    from ..dtypes import DTYPES  # torch: only when a command needs it
     names = [d.strip() for d in args.datatype.split(",") if d.strip()]
-    return list(DTYPES) if names == ["all"] else names
+    if names == ["all"]:
+        from ..dtypes import DTYPES  # torch: only when a command needs it
+        return list(DTYPES)
+    return names
 
 
 def ops_from(args, reduces: bool) -> list[str]:

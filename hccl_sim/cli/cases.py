@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..algorithms import algorithms_for, selection
 from ..collectives import SPECS, work_count
-from ..dtypes import check_op, dtype_from_name
+from ..dtypes import check_op, dtype_from_name, element_type
 from ..executors.model import NetworkModel
 from ..executors.predictor import predict
 
@@ -38,15 +38,15 @@ class Case:
 
     @property
     def count(self) -> int:
-        return self.size // self.torch_dtype.itemsize
+        return self.size // element_type(self.dtype).itemsize  # no torch: predict needs none
 
     def validate(self, algo_source: str = "algo") -> None:
         """Raise ValueError naming the field for a case that can never run (``algo_source``: what the
         algorithm came from, e.g. an environment variable, for the message)."""
         if self.spec.reduces:
-            check_op(self.op, self.torch_dtype)
+            check_op(self.op, element_type(self.dtype))
         else:
-            self.torch_dtype  # noqa: B018  (validates the name)
+            element_type(self.dtype)  # validates the name
         selection.validate(self.collective, self.algo, algorithms_for(self.collective), algo_source)
         if self.size < 0:
             raise ValueError(f"size: must be >= 0, got {self.size}")
@@ -92,7 +92,7 @@ def failed_row(case: Case, message: str) -> dict:
 
 def predicted_row(case: Case, model: NetworkModel | None = None) -> dict:
     """The modeled figures of one case with no MPI: the same numbers an emulated run gives."""
-    spec, dtype = case.spec, case.torch_dtype
+    spec, dtype = case.spec, element_type(case.dtype)
     model = model or NetworkModel(case.ranks, case.topology, case.placement)
     kwargs = {}
     if rooted(spec) and "root" in inspect.signature(predict).parameters:
