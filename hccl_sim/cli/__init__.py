@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep(predict)
     _add_model(predict)
 
+    __import__("hccl_sim.cli.replay", fromlist=["add_parser"]).add_parser(sub)  # hccl-sim replay
     sub.add_parser("algos", help="algorithms per collective with their cost formulas")
 
     topo = sub.add_parser("topology", help="list or describe topologies")
@@ -197,6 +198,8 @@ def main(argv=None) -> int:
             from .sweep import run
         elif args.command == "plot":
             from .plot import run
+        elif args.command == "replay":
+            from .replay import run
         elif args.command == "algos":
             from .info import run_algos as run
         else:

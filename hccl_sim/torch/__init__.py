@@ -18,7 +18,9 @@ from __future__ import annotations
 import os
 
 from . import rendezvous as _rendezvous
+from . import recorder as _recorder
 from . import timeline as _timeline_module
+from .recorder import record
 from .backend import (BACKEND_NAME, DistCollectiveError, DistCollectiveTimeout, Options, ProcessGroupHcclSim,
                       flush_p2p, register)
 from .timeline import ComputeModel, StepReport, Timeline, install_optimizer_hook, report_at_exit, timeline
@@ -26,6 +28,7 @@ from .timeline import ComputeModel, StepReport, Timeline, install_optimizer_hook
 register()
 _rendezvous.install()
 install_optimizer_hook()
+_recorder.record_from_environment()
 if os.environ.get("HCCL_SIM_REPORT"):
     report_at_exit(os.environ["HCCL_SIM_REPORT"])
 
@@ -82,4 +85,4 @@ def communicator(group=None):
 
 __all__ = ["BACKEND_NAME", "DistCollectiveError", "DistCollectiveTimeout", "Options", "ProcessGroupHcclSim", "ComputeModel", "StepReport", "Timeline", "configure",
            "step", "advance", "synchronize", "clock", "report", "summary", "communicator", "timeline", "report_at_exit",
-           "flush_p2p"]
+           "flush_p2p", "record"]

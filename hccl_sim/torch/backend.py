@@ -28,6 +28,7 @@ from ..dtypes import DTYPE_CODES
 from ..errors import CollectiveError, CollectiveTimeout
 from ..executors.transport import GlooTransport, MPITransport, under_mpirun
 from ..topology import Topology
+from . import recorder as _rec
 from . import timeline as _tl
 
 BACKEND_NAME = "hccl_sim"
@@ -279,6 +280,8 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         try:
             record = method(*args, **kwargs)
             nbytes = record.nbytes
+            if _rec.active is not None:
+                _rec.active.op(self, kind, args, kwargs, record, timeline.clock)
         except (CollectiveError, CollectiveTimeout) as exc:
             raise _as_torch_error(exc) from exc
         finally:
@@ -556,6 +559,8 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         self.comm.clock = begin
         try:
             record, source = self.comm.recv_any(wire, tag)
+            if _rec.active is not None:
+                _rec.active.op(self, "send_recv", ([("recv", tensor, source, tag)],), {}, record, timeline.clock)
         except (CollectiveError, CollectiveTimeout) as exc:
             raise _as_torch_error(exc) from exc
         finally:

@@ -22,6 +22,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+from . import recorder as _rec  # workload recording hooks (HCCL_SIM_RECORD)
+
 
 @dataclass
 class ComputeModel:
@@ -136,6 +138,8 @@ class Timeline:
     def join(self, end: float | None = None) -> float:
         """The compute clock waits for communication ending at ``end`` (all issued so far if None)."""
         self._account_compute()
+        if _rec.active is not None:
+            _rec.active.join(end)
         end = self.stream if end is None else end
         if end > self.clock:
             self.exposed += end - self.clock
@@ -174,6 +178,8 @@ class Timeline:
         return self.npu_flops * model.efficiency
 
     def _add_compute(self, seconds: float) -> None:
+        if _rec.active is not None:
+            _rec.active.compute(seconds, seconds * self.compute_model.flop_rate if self.compute_model.mode == "flops" else None)
         self.clock += seconds
         self.compute += seconds
         if self._step is not None:
@@ -196,6 +202,8 @@ class Timeline:
             counter = FlopCounterMode(display=False)
             counter.__enter__()
             self._flops, self._flops_seen = counter, 0
+        if _rec.active is not None:
+            _rec.active.step(self._step.name, end=False)
         try:
             yield self._step
         finally:
@@ -204,6 +212,8 @@ class Timeline:
                 counter.__exit__(None, None, None)
                 self._flops = None
             self._step.end = self.clock
+            if _rec.active is not None:
+                _rec.active.step(self._step.name, end=True, time=self._step.time)
             self.steps.append(self._step)
             self._step = None
 
