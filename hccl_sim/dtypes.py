@@ -20,6 +20,7 @@ _TYPES = {
     "uint64": ("uint64", 8, False), "fp8_e4m3": ("float8_e4m3fn", 1, True), "fp8_e5m2": ("float8_e5m2", 1, True),
     "int16": ("int16", 2, False),  # gloo has no int16 kernel; the torch backend reduces it here
 }
+NAMES = tuple(_TYPES)  # the names users type, without loading torch
 ALIASES = {
     "float": "fp32", "float32": "fp32", "double": "fp64", "float64": "fp64", "half": "fp16",
     "float16": "fp16", "bfloat16": "bf16", "char": "int8", "int": "int32", "long": "int64", "byte": "uint8",

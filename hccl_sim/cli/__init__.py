@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..algorithms import selection
+from ..dtypes import NAMES as DTYPE_NAMES
 from ..topology.units import parse_size
 
 ALGO_HELP = ("auto (lowest modeled time), an algorithm (ring, rhd, nhr, nb, mesh, tree, dbtree, dring, pipeline, "
@@ -118,7 +119,7 @@ def _add_sweep(p, default_min="32M", default_max="32M"):
 
 def _add_model(p):
     p.add_argument("-d", "--datatype", default="fp32",
-                   help="fp32 fp64 fp16 bf16 int8 int32 int64 uint8 uint32 uint64 fp8_e4m3 fp8_e5m2 (or nccl-tests' "
+                   help=" ".join(DTYPE_NAMES) + " (or nccl-tests' "
                         "names: float, half, double, bfloat16, f8e4m3, ...), several comma-separated, or all; "
                         "default %(default)s")
     p.add_argument("-o", "--op", default="sum",
