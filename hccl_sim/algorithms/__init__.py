@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import bruck, dbtree, hierarchical, mesh, nhr, pairwise, pipeline, rhd, ring, star, tree
+from . import bruck, dbtree, hierarchical, levels, mesh, nhr, pairwise, pipeline, rhd, ring, star, tree
 from .compact import COMPACT_BUILDERS
 from .ring import segments_of
 from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds, merge_parallel, reverse_steps
@@ -30,6 +30,9 @@ class Context:
     # ``mesh_levels`` full-mesh), when the placement makes them one; () otherwise.
     radices: tuple[int, ...] = ()
     mesh_levels: int = 0
+    # Per grid level, a class id shared by levels of the same size and links (levels.py rotates the
+    # dimension order within a class); () when unknown.
+    level_classes: tuple[int, ...] = ()
 
     @classmethod
     def flat(cls, nranks: int) -> "Context":
@@ -99,8 +102,15 @@ def _reduce_by_scatter(rs, gather):
     return build
 
 
-def _hier(fn, default):
+def _hier(fn, default, by_level=None):
+    """``hier:A/B`` on server groups (HCCL's level0/level1), or ``hier:A0/A1/...`` with one algorithm
+    per level of the rank grid (levels.py) when the names match the levels the ranks span."""
     def build(ctx, job, v):
+        names = v.split("/") if v else []
+        if by_level is not None and levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
+            return by_level(ctx, job, names)
+        if len(names) > 2:
+            levels.check_names(ctx, names, "hier")
         return fn(ctx, job, *_hier_levels(v, default))
     return build
 
@@ -123,7 +133,7 @@ BUILDERS = {
         "pipeline": lambda ctx, job, v: pipeline.allreduce(_ranks(ctx), job.count, 0, v),
         "star": _flat_allreduce(star.allreduce),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.allreduce(ctx.groups, job.count, a, b),
-                      HIER_DEFAULTS["allreduce"]),
+                      HIER_DEFAULTS["allreduce"], lambda ctx, job, names: levels.allreduce(ctx, job.count, names)),
     },
     "allgather": {
         "ring": _blocked(ring.allgather_blocks),

@@ -259,6 +259,12 @@ def _ranks(ctx):
 
 
 def _hier(ctx, count, variant):
+    from . import levels  # levels builds on this module's passes
+    names = variant.split("/") if variant else []
+    if levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
+        return levels.allreduce(ctx, count, names)
+    if len(names) > 2:
+        levels.check_names(ctx, names, "hier")
     intra, _, inter = (variant or "ring/ring").partition("/")
     if (intra or "ring") != "ring":
         raise ValueError(f"hier: intra-server algorithm {intra!r} has no compact form (compact: ring)")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..algorithms import Context, algorithms_for, build_schedule, selection, split_algo
+from ..algorithms import Context, algorithms_for, build_schedule, levels, selection, split_algo
 from ..algorithms.compact import COMPACT_BUILDERS
 from ..timing import TimingModel, TimingResult
 from ..topology import Placement, Topology, load_topology
@@ -48,15 +48,21 @@ def rank_grid(topology: Topology, npus) -> tuple[tuple[int, ...], int]:
     return tuple(radices), min(topology.num_mesh_levels, len(radices))
 
 
+def level_classes(topology: Topology, radices) -> tuple[int, ...]:
+    """A class id per grid level: levels with the same radix, kind and links share one."""
+    keys = [(r, lv.kind, lv.link_bandwidth, lv.latency) for r, lv in zip(radices, topology.levels)]
+    return tuple(keys.index(k) for k in keys)
+
+
 class NetworkModel:
     def __init__(self, nranks: int, topology=None, placement=None):
         self.nranks = nranks
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology, nranks)
         self.placement = Placement.build(placement, nranks, self.topology)
         compact = nranks > COMPACT_RANKS
-        radices, mesh_levels = rank_grid(self.topology, self.placement.npus) if compact else ((), 0)
+        radices, mesh_levels = rank_grid(self.topology, self.placement.npus)
         self.context = Context(nranks, server_groups(self.topology, self.placement.npus), compact, radices,
-                               mesh_levels)
+                               mesh_levels, level_classes(self.topology, radices))
         self.timing = TimingModel(self.topology, np.array(self.placement.npus))
         self._auto: dict = {}
 
@@ -73,7 +79,22 @@ class NetworkModel:
             names = [n for n in names if n != "mesh"]
         if self.context.compact:  # at scale only the algorithms with compact schedules
             names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})]
-        return names
+        return names + self.level_variants(collective)
+
+    def level_variants(self, collective: str) -> list[str]:
+        """``hier`` with one algorithm per level of the rank grid (algorithms/levels.py): mesh on the
+        full-mesh levels, one of ring, rhd, nhr on the others; none where the server-group ``hier``
+        already is that (two switch levels) or the ranks span one level."""
+        ctx = self.context
+        spanned = levels.grid_levels(ctx.radices)
+        if collective not in levels.COLLECTIVES or len(spanned) < 2:
+            return []
+        mesh = [lvl < ctx.mesh_levels for lvl in spanned]
+        if all(mesh):
+            return ["hier:" + "/".join(["mesh"] * len(spanned))]
+        if len(spanned) == 2 and not any(mesh):
+            return []
+        return ["hier:" + "/".join("mesh" if m else other for m in mesh) for other in ("rhd", "ring", "nhr")]
 
     def requested(self, collective: str, algo: str | None) -> str:
         """``algo`` with an HCCL_ALGO-style string ("level0:NA;level1:H-D_R", per operator with

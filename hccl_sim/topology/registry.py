@@ -1,6 +1,6 @@
 """Named topologies: each preset is one small module in ``presets/`` that registers a builder.
 
-A spec is ``NAME`` or ``NAME:key=value,key=value`` (parameters the builder names), or a path to a
+A spec is ``NAME`` or ``NAME:key=value,key=value`` (parameters the builder names; every preset also takes ``clos_twin=1``, see clos.py), or a path to a
 topology file, optionally followed by ``|`` and faults (see faults.py). Builders take ``min_npus`` so that sized-to-fit presets (flat) hold every rank.
 """
 from __future__ import annotations
@@ -51,6 +51,9 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
             raise TopologyError(f"topology {name!r}: unknown; presets are {', '.join(sorted(PRESETS))}, or give a file path")
         builder = PRESETS[name]
         params = _parse_params(rest)
+        twin = params.pop("clos_twin", "0").lower()
+        if twin not in ("0", "1", "true", "false", "yes", "no"):
+            raise TopologyError(f"topology {name}: clos_twin must be 0 or 1, got {twin!r}")
         accepted = inspect.signature(builder).parameters
         for key in params:
             if key not in accepted or key == "min_npus":
@@ -62,6 +65,9 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
             if isinstance(exc, TopologyError):
                 raise
             raise TopologyError(f"topology {name}: {exc}") from exc
+        if twin in ("1", "true", "yes"):
+            from .clos import clos_twin
+            topo = clos_twin(topo)
     if topo.num_npus < min_npus:
         raise TopologyError(f"topology {topo.name}: {min_npus} ranks need more NPUs than it has ({topo.num_npus})")
     return topo

@@ -1,0 +1,255 @@
+"""HCCL's level structure as deep as the topology: ``hier:A0/A1/.../Ak``, one algorithm per level of
+the rank grid (level0 board, level1 cabinet or server, level2 SuperPoD, ...; HCCL_ALGO
+``level0:..;level1:..;level2:..``).
+
+The ranks form a mixed-radix grid over the topology's levels (``Context.radices``, level 0 fastest;
+the network model sets it when the placement is linear and the ranks fill whole units). Allreduce
+reduce-scatters down the levels (each level splits the segment it holds among the members of its
+group), allreduces the last segment across the top level, and allgathers back up. Reduce-scatter is
+the first half with a reduce-scatter at the top, allgather the second with an allgather there.
+
+Full-mesh levels at the bottom that all run ``mesh`` go at once, so every link of an nD full mesh
+carries data together (UB-Mesh's concurrent dimensions): the buffer is split into parts, and each
+part visits the mesh dimensions in its own order, rotated within each class of identical dimensions
+(same size and link bandwidth, ``Context.level_classes``). On an 8 x 8 2D full mesh half the buffer
+goes board-then-cabinet and half cabinet-then-board, so both dimensions' links carry a half at every
+step. Cost there (n bytes, s members a dimension, b per link): reduce-scatter
+``D a + n/2 (s-1)/s (1 + 1/s) b / (s-1)``, i.e. the whole mesh's n (p-1)/p over the NPU's 2(s-1) links.
+
+A mesh step of dimension d sends from every rank one chunk to each of the s-1 other members of its
+group (a reduce in the reduce-scatter, a copy in the allgather): transfers are built with numpy for
+all ranks at once, with real offsets, so the same schedule serves data executors and the timing
+engine at any size. Other levels use the per-group algorithms of hierarchical.py (full schedules) or
+compact.py (timing-only, ``Context.compact``).
+"""
+from __future__ import annotations
+
+from math import lcm
+
+import numpy as np
+
+from . import compact as cp
+from .hierarchical import ALLGATHER, INTER, REDUCE_SCATTER
+from .ring import segments_of
+from .schedule import Step, chunk_bounds, merge_parallel, reverse_steps
+
+# compact (timing-only) forms per level: (reduce-scatter, allgather) passes and top allreduce over columns
+COMPACT_PASSES = {"ring": (lambda r, c: cp.ring_pass(r, c, True), lambda r, c: cp.ring_pass(r, c, False)),
+                  "rhd": (cp.rhd_reduce_scatter, cp.rhd_allgather),
+                  "nhr": (lambda r, c: cp.nhr_pass(r, c, True), lambda r, c: cp.nhr_pass(r, c, False))}
+COMPACT_ALLREDUCE = cp.INTER_ALLREDUCE
+COLLECTIVES = ("allreduce",)  # the collectives with an N-level form here
+
+
+def grid_levels(radices) -> list[int]:
+    """The grid levels the communicator spans (radix > 1)."""
+    return [i for i, r in enumerate(radices) if r > 1]
+
+
+def applies(ctx, names) -> bool:
+    """``hier:`` with one name per spanned grid level selects this composition."""
+    return bool(ctx.radices) and len(names) == len(grid_levels(ctx.radices)) and len(names) >= 1
+
+
+def check_names(ctx, names, collective):
+    if not ctx.radices:
+        raise ValueError(f"{collective}: hier with {len(names)} levels needs the ranks to fill whole units of the "
+                         "topology's levels in order (linear placement, no faults)")
+    levels = grid_levels(ctx.radices)
+    if len(names) != len(levels):
+        raise ValueError(f"{collective}: hier with {len(names)} levels ({'/'.join(names)}), but the ranks span "
+                         f"{len(levels)} levels of sizes {[ctx.radices[i] for i in levels]}")
+    table = INTER if collective == "allreduce" else REDUCE_SCATTER
+    for i, name in enumerate(names):
+        ok = name in (table if i == len(names) - 1 else REDUCE_SCATTER)
+        if not ok:
+            raise ValueError(f"hier: level{i} algorithm {name!r} is not one of "
+                             f"{', '.join(table if i == len(names) - 1 else REDUCE_SCATTER)}")
+
+
+class _Grid:
+    def __init__(self, radices):
+        self.radices = [int(r) for r in radices]
+        self.strides = np.concatenate([[1], np.cumprod(self.radices)[:-1]]).astype(np.int64)
+        self.n = int(np.prod(self.radices))
+        self.ranks = np.arange(self.n, dtype=np.int64)
+
+    def coord(self, d):
+        return (self.ranks // self.strides[d]) % self.radices[d]
+
+    def columns(self, d):
+        """Ranks as an (s_d, n / s_d) array: each column one level-d group, rows its members in order."""
+        s, stride = self.radices[d], int(self.strides[d])
+        others = self.ranks[self.coord(d) == 0]
+        return others[None, :] + (np.arange(s, dtype=np.int64) * stride)[:, None]
+
+
+def _mesh_step(grid: _Grid, d: int, lo: np.ndarray, hi: np.ndarray):
+    """Reduce-scatter over dimension d of the segment [lo, hi) each rank holds: every rank sends chunk
+    j to the member with coordinate j. Returns (src, dst, off, count) and the kept chunk."""
+    s, stride = grid.radices[d], int(grid.strides[d])
+    c = grid.coord(d)
+    j = np.arange(s, dtype=np.int64)[None, :]
+    length = (hi - lo)[:, None]
+    start = lo[:, None] + (length * j) // s
+    end = lo[:, None] + (length * (j + 1)) // s
+    keep = j != c[:, None]
+    src = np.broadcast_to(grid.ranks[:, None], keep.shape)[keep]
+    dst = (grid.ranks[:, None] + (j - c[:, None]) * stride)[keep]
+    off, cnt = start[keep], (end - start)[keep]
+    mine = np.arange(grid.n)
+    return (src, dst, off, cnt), start[mine, c], end[mine, c]
+
+
+def _step(parts, reduce: bool) -> Step:
+    src, dst, off, cnt = (np.concatenate(x) for x in zip(*parts))
+    nz = cnt > 0
+    src, dst, off, cnt = src[nz], dst[nz], off[nz], cnt[nz]
+    z8 = np.zeros(len(src), np.int8)
+    return Step(src, dst, z8, off, z8.copy(), off.copy(), cnt, np.full(len(src), reduce))
+
+
+def _orders(dims, classes):
+    """One dimension order per part: rotate each class of identical dimensions (level order)."""
+    groups = {}
+    for d in dims:
+        groups.setdefault(classes[d] if classes else d, []).append(d)
+    groups = list(groups.values())
+    nparts = lcm(*(len(g) for g in groups)) if groups else 1
+    return [[d for g in groups for d in (g[k % len(g):] + g[:k % len(g)])] for k in range(nparts)]
+
+
+def _mesh_reduce_scatter(grid, dims, classes, lo0, hi0):
+    """Concurrent reduce-scatter over the mesh dimensions ``dims``, the buffer [lo0, hi0) of every rank
+    split in parts with rotated orders. Returns steps and each part's final (lo, hi) per rank."""
+    orders = _orders(dims, classes)
+    bounds = [lo0 + ((hi0 - lo0) * k) // len(orders) for k in range(len(orders) + 1)]
+    state = [(np.full(grid.n, bounds[k], np.int64), np.full(grid.n, bounds[k + 1], np.int64))
+             for k in range(len(orders))]
+    steps = []
+    for t in range(len(dims)):
+        parts = []
+        for k, order in enumerate(orders):
+            transfers, lo, hi = _mesh_step(grid, order[t], *state[k])
+            parts.append(transfers)
+            state[k] = (lo, hi)
+        steps.append(_step(parts, True))
+    return steps, state
+
+
+def _bottom_mesh(ctx, names, spanned):
+    """The spanned levels from the bottom that are full-mesh and named ``mesh``."""
+    out = []
+    for lvl, name in zip(spanned, names):
+        if lvl < ctx.mesh_levels and name == "mesh":
+            out.append(lvl)
+        else:
+            break
+    return out
+
+
+def _upper(ctx, grid, levels, names, state, top: str):
+    """Levels above the mesh phase for every part, in order: reduce-scatter down, then ``top`` at the
+    last level ("allreduce", "reduce_scatter" or none), then allgather up. Returns (down, top, up) steps."""
+    down, up = [], []
+    if not levels:
+        return down, [], up
+    segs = state
+    *middle, last = list(zip(levels, names))
+    for lvl, name in middle:
+        rs, ag, segs = _level_pass(ctx, grid, lvl, name, segs)
+        down += rs
+        up = ag + up
+    lvl, name = last
+    if top == "allreduce":
+        return down, _top_allreduce(ctx, grid.columns(lvl), name, segs), up
+    rs, ag, _ = _level_pass(ctx, grid, lvl, name, segs)
+    return down + (rs if top == "reduce_scatter" else []), [], (ag if top == "allgather" else []) + up
+
+
+def _column_segments(cols, segs):
+    """For each part: (lo, hi) per column (all members of a column hold the same segment)."""
+    return [(lo[cols[0]], hi[cols[0]]) for lo, hi in segs]
+
+
+def _level_pass(ctx, grid, lvl, name, segs):
+    """Reduce-scatter (and the matching allgather) at level ``lvl`` over every group and part."""
+    cols = grid.columns(lvl)
+    s, ncol = cols.shape
+    new = []
+    if ctx.compact and name in COMPACT_PASSES and name != "mesh":
+        rs_fn, ag_fn = COMPACT_PASSES[name]
+        counts = np.concatenate([hi - lo for lo, hi in _column_segments(cols, segs)])
+        ranks = np.concatenate([cols] * len(segs), axis=1)
+        rs, ag = rs_fn(ranks, counts), ag_fn(ranks, counts)
+        new = [(lo, lo + -(-(hi - lo) // s)) for lo, hi in segs]  # compact passes move largest chunks
+        return rs, ag, new
+    if name == "mesh":
+        rs_parts, new = [], []
+        for lo, hi in segs:
+            transfers, nlo, nhi = _mesh_step(grid, lvl, lo, hi)
+            rs_parts.append(transfers)
+            new.append((nlo, nhi))
+        rs = [_step(rs_parts, True)]
+        return rs, reverse_steps(rs, reduce=False), new
+    if ctx.compact:
+        raise ValueError(f"hier: level algorithm {name!r} has no compact form (compact: mesh, {', '.join(COMPACT_PASSES)})")
+    rs_fn, ag_fn = REDUCE_SCATTER[name], ALLGATHER[name]
+    rs_lists, ag_lists = [], []
+    for lo, hi in segs:
+        nlo, nhi = lo.copy(), hi.copy()
+        for col in range(ncol):
+            members = cols[:, col]
+            a, b = int(lo[members[0]]), int(hi[members[0]])
+            bounds = a + chunk_bounds(b - a, s)
+            blocks = segments_of(bounds)
+            rs_lists.append(rs_fn([int(m) for m in members], blocks))
+            ag_lists.append(ag_fn([int(m) for m in members], blocks))
+            nlo[members], nhi[members] = bounds[:-1], bounds[1:]
+        new.append((nlo, nhi))
+    return merge_parallel(rs_lists), merge_parallel(ag_lists), new
+
+
+def _top_allreduce(ctx, cols, name, segs):
+    if name == "mesh" or not ctx.compact:
+        if name not in INTER:
+            raise ValueError(f"hier: top-level algorithm {name!r} is not one of {', '.join(INTER)}")
+        lists = []
+        for lo, hi in segs:
+            for col in range(cols.shape[1]):
+                members = cols[:, col]
+                a, b = int(lo[members[0]]), int(hi[members[0]])
+                lists.append(INTER[name]([int(m) for m in members], b - a, a))
+        return merge_parallel(lists)
+    if name not in COMPACT_ALLREDUCE:
+        raise ValueError(f"hier: top-level algorithm {name!r} has no compact form (compact: mesh, "
+                         f"{', '.join(COMPACT_ALLREDUCE)})")
+    counts = np.concatenate([hi - lo for lo, hi in _column_segments(cols, segs)])
+    return COMPACT_ALLREDUCE[name](np.concatenate([cols] * len(segs), axis=1), counts)
+
+
+def _plan(ctx, names, count):
+    grid = _Grid(ctx.radices)
+    spanned = grid_levels(ctx.radices)
+    mesh_dims = _bottom_mesh(ctx, names, spanned)
+    if len(mesh_dims) == len(spanned) and mesh_dims:  # all levels mesh: no top level left over
+        return grid, mesh_dims, [], [], count
+    rest = spanned[len(mesh_dims):]
+    return grid, mesh_dims, rest, names[len(mesh_dims):], count
+
+
+def _down(ctx, names, count, top):
+    grid, mesh_dims, rest, rest_names, _ = _plan(ctx, names, count)
+    if mesh_dims:
+        rs, state = _mesh_reduce_scatter(grid, mesh_dims, ctx.level_classes, 0, count)
+    else:
+        rs, state = [], [(np.zeros(grid.n, np.int64), np.full(grid.n, count, np.int64))]
+    down, middle, up = _upper(ctx, grid, rest, rest_names, state, top)
+    return rs, down, middle, up
+
+
+def allreduce(ctx, count, names):
+    """Steps of the N-level allreduce over ``count`` elements (see the module docstring)."""
+    check_names(ctx, names, "allreduce")
+    rs, down, middle, up = _down(ctx, names, count, "allreduce")
+    return rs + down + middle + up + reverse_steps(rs, reduce=False)
