@@ -2,7 +2,8 @@
 ``"allreduce=level0:NA;level1:ring/allgather=level0:NA;level1:H-D_R"`` (``others=`` for the rest).
 
 level0 is the intra-server algorithm, level1 the inter-server one; ``NA`` leaves a level to the
-default (auto). On a communicator that spans several servers with the same number of ranks each, a
+default (auto). With level2 and up (board, cabinet, SuperPoD, ...) the string names one algorithm per
+level of the rank grid, ``hier:L0/L1/L2`` (NA there is ring; see levels.py). On a communicator that spans several servers with the same number of ranks each, a
 collective with a hierarchical algorithm runs ``hier:LEVEL0/LEVEL1``; otherwise the one level that
 exists (level0 within one server, level1 with one rank per server) names the algorithm, or the other
 level if that one is NA.
@@ -105,8 +106,10 @@ def to_algo(collective: str, text: str, hierarchical: bool, has_hier: bool, mult
     table = parse(text)
     levels = table.get(collective, table.get("others", {}))
     l0, l1 = levels.get(0), levels.get(1)
-    if l0 is None and l1 is None:
+    if l0 is None and l1 is None and not any(levels.values()):
         return "auto"
+    if max(levels, default=0) >= 2 and has_hier:  # level2 and up: one algorithm per grid level (levels.py)
+        return "hier:" + "/".join(levels.get(i) or "ring" for i in range(max(levels) + 1))
     if hierarchical and has_hier:
         return f"hier:{l0 or 'ring'}/{l1 or 'ring'}"
     first, second = (l0, l1) if multi_level == "intra" else (l1, l0)

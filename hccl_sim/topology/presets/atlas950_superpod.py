@@ -16,16 +16,18 @@ from ..units import parse_bandwidth, parse_rate, parse_time
 
 @preset("atlas950-superpod")
 def build(min_npus=1, mesh_bw="64GB/s", mesh_lat="0.2us", uplink_bw="128GB/s", switch_lat="0.5us",
-          cabinets=128, oversub=1.0, reduce_bw="inf", npu_flops=1e15):
+          cabinets=128, oversub=1.0, reduce_bw="inf", npu_flops=1e15, board=8, boards=8):
+    board, boards = int(board), int(boards)  # reduced variants for tests: board=2,boards=2,cabinets=4
     return Topology(
         name="atlas950-superpod",
         levels=(
-            Level("board", 8, "mesh", parse_bandwidth(mesh_bw), parse_time(mesh_lat)),
-            Level("cabinet", 8, "mesh", parse_bandwidth(mesh_bw), parse_time(mesh_lat)),
-            Level("superpod", int(cabinets), "switch", 64 * parse_bandwidth(uplink_bw), parse_time(switch_lat),
+            Level("board", board, "mesh", parse_bandwidth(mesh_bw), parse_time(mesh_lat)),
+            Level("cabinet", boards, "mesh", parse_bandwidth(mesh_bw), parse_time(mesh_lat)),
+            Level("superpod", int(cabinets), "switch", board * boards * parse_bandwidth(uplink_bw), parse_time(switch_lat),
                   float(oversub)),
         ),
         reduce_bandwidth=parse_rate(reduce_bw),
         npu_flops=float(npu_flops),
-        description=f"Atlas 950 SuperPoD: {int(cabinets)} cabinets x 64 Ascend 950 (8x8 UB 2D full mesh), UB Clos",
+        description=f"Atlas 950 SuperPoD: {int(cabinets)} cabinets x {board * boards} Ascend 950 "
+                    f"({board}x{boards} UB 2D full mesh), UB Clos",
     )

@@ -1,0 +1,100 @@
+"""HCCL's levels as deep as the topology (algorithms/levels.py), the Clos twin (topology/clos.py) and what
+they give on the UB presets. In-process: data through the local executor against torch, closed forms."""
+import pytest
+import torch
+
+import hccl_sim
+from hccl_sim.algorithms import build_schedule
+from hccl_sim.executors.local import run_local
+from hccl_sim.executors.model import NetworkModel
+from hccl_sim.topology import load_topology
+
+# a reduced Atlas 950 SuperPoD: 2 x 2 board/cabinet full mesh, 4 cabinets on the Clos (16 NPUs)
+SMALL = "atlas950-superpod:board=2,boards=2,cabinets=4"
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.int32, torch.int64,
+          torch.uint8]
+REDUCE = {"sum": lambda xs: torch.stack(xs).sum(0), "prod": lambda xs: torch.stack(xs).prod(0),
+          "max": lambda xs: torch.stack(xs).amax(0), "min": lambda xs: torch.stack(xs).amin(0)}
+
+
+def _allreduce(model, algo, count, dtype, op, seed):
+    g = torch.Generator().manual_seed(seed)
+    low, high = (1, 3) if op == "prod" else (0, 5)  # products of 16 values stay exact in every dtype
+    ins = [torch.randint(low, high, (count,), generator=g).to(dtype) for _ in range(model.nranks)]
+    if op == "prod":
+        ins = [torch.where(x == 2, x, torch.ones_like(x)) if r % 4 else x for r, x in enumerate(ins)]
+    expected = REDUCE[op]([x.to(torch.float64) for x in ins]).to(dtype)
+    bufs = [{0: x.clone()} for x in ins]
+    run_local(build_schedule("allreduce", algo, model.context, count), bufs, op)
+    return [r for r in range(model.nranks) if not torch.equal(bufs[r][0], expected)]
+
+
+@pytest.mark.parametrize("algo", ["hier:mesh/mesh/rhd", "hier:mesh/mesh/ring", "hier:mesh/mesh/nhr",
+                                  "hier:mesh/mesh/mesh", "hier:ring/mesh/rhd", "hier:rhd/nhr/ring"])
+def test_three_level_allreduce_moves_the_right_data_for_every_dtype_and_op(algo):
+    model = NetworkModel(16, SMALL)
+    assert model.context.radices == (2, 2, 4)
+    failures = []
+    for dtype in DTYPES:
+        for op in REDUCE:
+            for count in (1, 7, 61):  # fewer elements than ranks, and uneven chunks everywhere
+                bad = _allreduce(model, algo, count, dtype, op, seed=count)
+                if bad:
+                    failures.append((dtype, op, count, bad))
+    assert not failures, failures[:5]
+
+
+def test_four_mesh_levels_at_once_on_a_reduced_ubmesh_pod():
+    model = NetworkModel(16, "ubmesh-pod")  # 8 x 2 of the board and rack meshes
+    assert _allreduce(NetworkModel(64, "ubmesh-pod"), "hier:mesh/mesh", 99, torch.int32, "sum", 1) == []
+    assert _allreduce(model, "hier:mesh/mesh", 13, torch.float32, "max", 2) == []
+
+
+def test_2d_full_mesh_allreduce_closed_form():
+    """8 x 8 full mesh, n bytes: half the buffer goes board-then-cabinet, half cabinet-then-board, one flow a
+    link: reduce-scatter (a + n/16 b) + (a + n/128 b), allgather the same."""
+    n_elems = 1 << 22
+    n, a, b = 4 * n_elems, 0.2e-6, 1 / 64e9
+    time = hccl_sim.predict("allreduce", n_elems, 64, topology="atlas950-superpod:cabinets=1",
+                            algo="hier:mesh/mesh").time
+    assert time == pytest.approx(2 * ((a + n / 16 * b) + (a + n / 128 * b)), rel=1e-9)
+
+
+def test_three_level_allreduce_closed_form():
+    """2 x 2 mesh then 4 cabinets: mesh reduce-scatter (a + n/4 b) + (a + n/8 b); 8 rings (4 columns x 2
+    parts) of n/8 over the 4 cabinets share each 512 GB/s cabinet uplink at 64 GB/s a flow: 2 x 3 steps of
+    2 switch hops + n/32 over 64 GB/s; then the allgather mirrors the reduce-scatter."""
+    n_elems = 1 << 20
+    n, a, b, hop = 4 * n_elems, 0.2e-6, 1 / 64e9, 0.5e-6
+    time = hccl_sim.predict("allreduce", n_elems, 16, topology=SMALL, algo="hier:mesh/mesh/ring").time
+    mesh = (a + n / 4 * b) + (a + n / 8 * b)
+    assert time == pytest.approx(2 * mesh + 6 * (2 * hop + n / 32 * b), rel=1e-9)
+
+
+def test_hccl_algo_three_levels():
+    model = NetworkModel(16, SMALL)
+    assert model.requested("allreduce", "level0:fullmesh;level1:fullmesh;level2:H-D_R") == "hier:mesh/mesh/rhd"
+    with pytest.raises(ValueError, match="span 3 levels"):
+        model.schedule("allreduce", "hier:mesh/mesh/ring/ring", 64)
+
+
+def test_clos_twin_keeps_each_levels_per_npu_bandwidth():
+    mesh, twin = load_topology("atlas950-superpod"), load_topology("atlas950-superpod:clos_twin=1")
+    assert [lv.kind for lv in twin.levels] == ["switch", "switch", "switch"]
+    assert twin.levels[0].link_bandwidth == 14 * 64e9  # the NPU's 7 + 7 mesh links
+    assert twin.levels[1].link_bandwidth == 8 * 7 * 64e9  # a board's 8 NPUs x their 7 cabinet links
+    assert twin.levels[2] == mesh.levels[2]
+    with pytest.raises(ValueError, match="clos_twin"):
+        load_topology("atlas950-superpod:clos_twin=maybe")
+
+
+@pytest.mark.parametrize("topology,ranks", [("atlas950-superpod", 64), ("atlas950-superpod", 8192)])
+def test_auto_on_the_mesh_reaches_90_percent_of_its_clos_twin(topology, ranks):
+    """The headline: for 256 MiB, auto on the mesh preset against the best of the twin's algorithms."""
+    count = 64 << 20
+    mesh = NetworkModel(ranks, topology)
+    twin = NetworkModel(ranks, topology + ":clos_twin=1")
+    best_mesh = mesh.time("allreduce", mesh.resolve("allreduce", "auto", count, 4), count, 4).time
+    best_twin = min(twin.time("allreduce", a, count, 4).time for a in twin.applicable("allreduce"))
+    assert best_twin / best_mesh >= 0.9
+    assert mesh.resolve("allreduce", "auto", count, 4).startswith("hier:mesh/mesh")
