@@ -1,5 +1,9 @@
 """HCCL's levels as deep as the topology (algorithms/levels.py), the Clos twin (topology/clos.py) and what
 they give on the UB presets. In-process: data through the local executor against torch, closed forms."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -98,3 +102,11 @@ def test_auto_on_the_mesh_reaches_90_percent_of_its_clos_twin(topology, ranks):
     best_twin = min(twin.time("allreduce", a, count, 4).time for a in twin.applicable("allreduce"))
     assert best_twin / best_mesh >= 0.9
     assert mesh.resolve("allreduce", "auto", count, 4).startswith("hier:mesh/mesh")
+
+
+def test_three_level_schedules_under_mpirun_16_ranks():
+    """Real data through MPI on 16 ranks, every modeled time equal to the prediction (tests/scripts/levels_mpi.py)."""
+    script = os.path.join(os.path.dirname(__file__), "scripts", "levels_mpi.py")
+    proc = subprocess.run(["mpirun", "-n", "16", sys.executable, script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK ") == 4, proc.stdout

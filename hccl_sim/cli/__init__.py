@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     topo.add_argument("action", choices=("list", "show"))
     topo.add_argument("name", nargs="?")
     topo.add_argument("--ranks", type=int, default=8, help="ranks a sized-to-fit preset is built for")
+    topo.add_argument("--clos-twin", action="store_true",
+                      help="show also the Clos twin (each full-mesh level a switch of the same per-NPU bandwidth)")
     return parser
 
 

@@ -26,5 +26,9 @@ def run_topology(args) -> int:
         return 0
     if not args.name:
         raise ValueError("topology show: give a preset name or a file")
-    print(load_topology(args.name, args.ranks).describe())
+    topology = load_topology(args.name, args.ranks)
+    print(topology.describe())
+    if getattr(args, "clos_twin", False):
+        from ..topology.clos import clos_twin
+        print(clos_twin(topology).describe())
     return 0

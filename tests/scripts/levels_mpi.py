@@ -1,0 +1,29 @@
+"""Under mpirun (16 ranks): the 3-level schedules on a reduced Atlas 950 SuperPoD move real data through MPI
+and give the predicted modeled time exactly. Prints one OK line per case from rank 0."""
+import sys
+
+import torch
+from mpi4py import MPI
+
+import hccl_sim
+from hccl_sim import Communicator
+
+TOPOLOGY = "atlas950-superpod:board=2,boards=2,cabinets=4"
+comm = Communicator(MPI.COMM_WORLD, topology=TOPOLOGY)
+p, r = comm.size, comm.rank
+for algo, dtype, op, count in [("hier:mesh/mesh/rhd", torch.float32, "sum", 1001),
+                               ("level0:fullmesh;level1:fullmesh;level2:ring", torch.bfloat16, "max", 37),
+                               ("hier:mesh/mesh/nhr", torch.int32, "prod", 5), ("auto", torch.float64, "sum", 1 << 16)]:
+    x = (torch.arange(count) % 3 + r % 2 + 1).to(dtype)
+    everyone = [(torch.arange(count) % 3 + q % 2 + 1).to(torch.float64) for q in range(p)]
+    reduce = {"sum": lambda t: t.sum(0), "max": lambda t: t.amax(0), "prod": lambda t: t.prod(0)}[op]
+    expected = reduce(torch.stack(everyone)).to(dtype)
+    comm.sync_clocks()  # equal entries, as the prediction assumes
+    record = comm.allreduce(x, op=op, algo=algo)
+    predicted = hccl_sim.predict("allreduce", count, p, topology=TOPOLOGY, algo=record.algo, dtype=dtype).time
+    ok = torch.equal(x, expected) and record.time == predicted
+    if not all(MPI.COMM_WORLD.allgather(ok)):
+        print(f"FAIL {algo} {record.algo} {record.time} {predicted} rank {r}", flush=True)
+        sys.exit(1)
+    if r == 0:
+        print(f"OK {algo} {record.algo} {record.time!r}", flush=True)
