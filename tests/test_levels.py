@@ -110,3 +110,18 @@ def test_three_level_schedules_under_mpirun_16_ranks():
     proc = subprocess.run(["mpirun", "-n", "16", sys.executable, script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("OK ") == 4, proc.stdout
+
+
+@pytest.mark.parametrize("coll", ["reduce_scatter", "allgather"])
+def test_three_level_block_collectives_match_torch(coll):
+    from test_collectives import run_case
+    ctx = NetworkModel(16, SMALL).context
+    failures = []
+    for algo in ("hier:mesh/mesh/rhd", "hier:mesh/mesh/ring", "hier:mesh/mesh/mesh", "hier:ring/nhr/rhd"):
+        for blk in (0, 1, 5):
+            for op in (("sum", "max", "prod") if coll == "reduce_scatter" else ("sum",)):
+                if run_case(coll, algo, ctx, blk, 0, op=op, seed=blk):
+                    failures.append((algo, blk, op))
+                if run_case(coll + "v", algo, ctx, blk, 0, op=op, seed=blk):
+                    failures.append((coll + "v", algo, blk, op))
+    assert not failures, failures

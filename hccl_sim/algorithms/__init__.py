@@ -143,7 +143,8 @@ BUILDERS = {
         "mesh": _blocked(mesh.allgather_blocks),
         "dring": _blocked(ring.double_allgather_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.allgather_blocks(
-            ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["allgather"]),
+            ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["allgather"],
+            lambda ctx, job, names: levels.allgather_blocks(ctx, job.block_segments(ctx.nranks), names)),
     },
     "reduce_scatter": {
         "ring": _blocked(ring.reduce_scatter_blocks),
@@ -153,7 +154,8 @@ BUILDERS = {
         "mesh": _blocked(mesh.reduce_scatter_blocks),
         "dring": _blocked(ring.double_reduce_scatter_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.reduce_scatter_blocks(
-            ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["reduce_scatter"]),
+            ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["reduce_scatter"],
+            lambda ctx, job, names: levels.reduce_scatter_blocks(ctx, job.block_segments(ctx.nranks), names)),
     },
     "broadcast": {
         "tree": _rooted(tree.broadcast),

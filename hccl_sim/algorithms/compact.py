@@ -271,6 +271,13 @@ def _hier(ctx, count, variant):
     return hier_allreduce(np.array(ctx.groups, dtype=_RANK), count, inter or "ring")
 
 
+def _hier_blocks(collective):
+    def build(ctx, count, variant):
+        from . import levels
+        return levels.compact_blocks(ctx, count, variant.split("/") if variant else [], collective)
+    return build
+
+
 def _alltoall(ctx, count, _):
     if not ctx.radices:
         raise ValueError("alltoall: the compact pairwise schedule needs the rank grid of a regular topology "
@@ -289,11 +296,13 @@ COMPACT_BUILDERS = {
         "ring": lambda ctx, count, _: ring_pass(_ranks(ctx), count, True),
         "rhd": lambda ctx, count, _: rhd_reduce_scatter(_ranks(ctx), count),
         "nhr": lambda ctx, count, _: nhr_pass(_ranks(ctx), count, True),
+        "hier": _hier_blocks("reduce_scatter"),  # one algorithm per level only (levels.py)
     },
     "allgather": {
         "ring": lambda ctx, count, _: ring_pass(_ranks(ctx), count, False),
         "rhd": lambda ctx, count, _: rhd_allgather(_ranks(ctx), count),
         "nhr": lambda ctx, count, _: nhr_pass(_ranks(ctx), count, False),
+        "hier": _hier_blocks("allgather"),
     },
     "alltoall": {
         "pairwise": _alltoall,

@@ -38,7 +38,7 @@ COMPACT_PASSES = {"ring": (lambda r, c: cp.ring_pass(r, c, True), lambda r, c: c
                   "rhd": (cp.rhd_reduce_scatter, cp.rhd_allgather),
                   "nhr": (lambda r, c: cp.nhr_pass(r, c, True), lambda r, c: cp.nhr_pass(r, c, False))}
 COMPACT_ALLREDUCE = cp.INTER_ALLREDUCE
-COLLECTIVES = ("allreduce",)  # the collectives with an N-level form here
+COLLECTIVES = ("allreduce", "reduce_scatter", "allgather")  # the collectives with an N-level form here
 
 
 def grid_levels(radices) -> list[int]:
@@ -253,3 +253,67 @@ def allreduce(ctx, count, names):
     check_names(ctx, names, "allreduce")
     rs, down, middle, up = _down(ctx, names, count, "allreduce")
     return rs + down + middle + up + reverse_steps(rs, reduce=False)
+
+
+def compact_blocks(ctx, count, names, collective):
+    """Equal blocks at scale (timing-only): the allreduce's passes with a reduce-scatter or allgather
+    at the top move the same bytes per transfer as the block schedules."""
+    check_names(ctx, names, collective)
+    rs, down, _, up = _down(ctx, names, count, collective)
+    return rs + down if collective == "reduce_scatter" else up + reverse_steps(rs, reduce=False)
+
+
+def _block_steps(grid, held, level, off, cnt):
+    """Reduce-scatter at ``level`` of what each rank holds: rank r sends to the member with coordinate j
+    its held blocks whose level coordinate is j. ``held``: (rank, block) booleans; ``off``/``cnt``: the
+    piece of each block this pass moves."""
+    c = grid.coord(level)
+    r, b = np.nonzero(held & (c[None, :] != c[:, None]))
+    return r, r + (c[b] - c[r]) * int(grid.strides[level]), off[b], cnt[b]
+
+
+def reduce_scatter_blocks(ctx, blocks, names):
+    """N-level reduce-scatter of per-rank blocks (``blocks[r]``: rank r's one (offset, count) segment):
+    concurrent mesh dimensions with every block split in parts, then each remaining level's algorithm
+    over the blocks its members keep. Afterwards rank r holds block r reduced over all ranks."""
+    check_names(ctx, names, "reduce_scatter")
+    if any(len(blk) != 1 for blk in blocks):
+        raise ValueError("hier by level: needs one segment per rank's block")
+    grid = _Grid(ctx.radices)
+    spanned = grid_levels(ctx.radices)
+    mesh_dims = _bottom_mesh(ctx, names, spanned)
+    orders = _orders(mesh_dims, ctx.level_classes) if mesh_dims else [[]]
+    start = np.array([blk[0][0] for blk in blocks], np.int64)
+    length = np.array([blk[0][1] for blk in blocks], np.int64)
+    cuts = [start + (length * k) // len(orders) for k in range(len(orders) + 1)]
+    pieces = [(cuts[k], cuts[k + 1] - cuts[k]) for k in range(len(orders))]  # part k of every block
+    coords = [grid.coord(d) for d in range(len(grid.radices))]
+    same = [coords[d][None, :] == coords[d][:, None] for d in range(len(coords))]
+    steps, held = [], [np.ones((grid.n, grid.n), bool) for _ in orders]
+    for t in range(len(mesh_dims)):
+        parts = []
+        for k, order in enumerate(orders):
+            parts.append(_block_steps(grid, held[k], order[t], *pieces[k]))
+            held[k] &= same[order[t]]
+        steps.append(_step(parts, True))
+    held = held[0]  # every part has now been through the same levels
+    for level, name in zip(spanned[len(mesh_dims):], names[len(mesh_dims):]):
+        if name == "mesh":
+            steps.append(_step([_block_steps(grid, held, level, *piece) for piece in pieces], True))
+        else:
+            cols, lists = grid.columns(level), []
+            for col in range(cols.shape[1]):
+                members = [int(m) for m in cols[:, col]]
+                mine = held[members[0]]
+                member_blocks = [[(int(o[b]), int(n[b])) for b in np.flatnonzero(mine & (coords[level] == j))
+                                  for o, n in pieces] for j in range(len(members))]
+                lists.append(REDUCE_SCATTER[name](members, member_blocks))
+            steps += merge_parallel(lists)
+        held &= same[level]
+    return steps
+
+
+def allgather_blocks(ctx, blocks, names):
+    """The reduce-scatter's transfers reversed, as copies: rank r's block r goes back down every
+    reduction tree, so each rank ends with every block."""
+    return reverse_steps(reduce_scatter_blocks(ctx, blocks, names), reduce=False)

@@ -78,7 +78,8 @@ class NetworkModel:
         if self.nranks > MESH_AUTO_RANKS and not self.context.compact:
             names = [n for n in names if n != "mesh"]
         if self.context.compact:  # at scale only the algorithms with compact schedules
-            names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})]
+            names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})
+                     and (n != "hier" or collective == "allreduce")]  # others: hier by level only
         return names + self.level_variants(collective)
 
     def level_variants(self, collective: str) -> list[str]:
