@@ -125,3 +125,18 @@ def test_three_level_block_collectives_match_torch(coll):
                 if run_case(coll + "v", algo, ctx, blk, 0, op=op, seed=blk):
                     failures.append((coll + "v", algo, blk, op))
     assert not failures, failures
+
+
+def test_multi_ring_on_a_full_mesh_closed_form_and_as_a_level():
+    """p = 7 (prime): 6 rings, one per shift, each on its own directed links: 2(p-1)(a + n/(6p) b)."""
+    from hccl_sim.topology import Level, Topology
+    mesh7 = Topology("mesh7", (Level("board", 7, "mesh", 64e9, 0.2e-6),))
+    n_elems = 7 * 6 * 1000
+    n, a, b = 4 * n_elems, 0.2e-6, 1 / 64e9
+    time = hccl_sim.predict("allreduce", n_elems, 7, topology=mesh7, algo="mring").time
+    assert time == pytest.approx(2 * 6 * (a + n / (6 * 7) * b), rel=1e-9)
+    ring = hccl_sim.predict("allreduce", n_elems, 7, topology=mesh7, algo="ring").time
+    assert ring == pytest.approx(2 * 6 * (a + n / 7 * b), rel=1e-9)
+    model = NetworkModel(16, SMALL)
+    assert _allreduce(model, "hier:mring/mesh/mring", 45, torch.float32, "sum", 3) == []
+    assert model.requested("allreduce", "level0:multiring;level1:fullmesh;level2:ring") == "hier:mring/mesh/ring"

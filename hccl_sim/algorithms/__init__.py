@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import bruck, dbtree, hierarchical, levels, mesh, nhr, pairwise, pipeline, rhd, ring, star, tree
+from . import bruck, dbtree, hierarchical, levels, mesh, mring, nhr, pairwise, pipeline, rhd, ring, star, tree
 from .compact import COMPACT_BUILDERS
 from .ring import segments_of
 from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds, merge_parallel, reverse_steps
@@ -129,6 +129,7 @@ BUILDERS = {
         "nhr": _flat_allreduce(nhr.allreduce),
         "mesh": _flat_allreduce(mesh.allreduce),
         "dring": _flat_allreduce(ring.double_allreduce),
+        "mring": _flat_allreduce(mring.allreduce),
         "dbtree": lambda ctx, job, v: dbtree.allreduce(_ranks(ctx), job.count, 0, v),
         "pipeline": lambda ctx, job, v: pipeline.allreduce(_ranks(ctx), job.count, 0, v),
         "star": _flat_allreduce(star.allreduce),
@@ -142,6 +143,7 @@ BUILDERS = {
         "nhr": _blocked(nhr.allgather_blocks),
         "mesh": _blocked(mesh.allgather_blocks),
         "dring": _blocked(ring.double_allgather_blocks),
+        "mring": _blocked(mring.allgather_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.allgather_blocks(
             ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["allgather"],
             lambda ctx, job, names: levels.allgather_blocks(ctx, job.block_segments(ctx.nranks), names)),
@@ -153,6 +155,7 @@ BUILDERS = {
         "nhr": _blocked(nhr.reduce_scatter_blocks),
         "mesh": _blocked(mesh.reduce_scatter_blocks),
         "dring": _blocked(ring.double_reduce_scatter_blocks),
+        "mring": _blocked(mring.reduce_scatter_blocks),
         "hier": _hier(lambda ctx, job, a, b: hierarchical.reduce_scatter_blocks(
             ctx.groups, job.block_segments(ctx.nranks), a, b), HIER_DEFAULTS["reduce_scatter"],
             lambda ctx, job, names: levels.reduce_scatter_blocks(ctx, job.block_segments(ctx.nranks), names)),
@@ -209,6 +212,9 @@ FORMULAS = {
     ("allreduce", "nhr"): "2L a + 2(p-1)/p n b + (p-1)/p n g",
     ("allreduce", "mesh"): "2a + 2/p n b + (p-1)/p n g on a full mesh",
     ("allreduce", "dring"): "two opposite rings on n/2 each: 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g on a switch",
+    ("allreduce", "mring"): "phi(p) rings on disjoint mesh links, n/phi(p) each: 2(p-1)a + 2(p-1)/p n/phi(p) b on a full mesh",
+    ("allgather", "mring"): "(p-1)a + (p-1)/p n/phi(p) b on a full mesh",
+    ("reduce_scatter", "mring"): "(p-1)a + (p-1)/p n/phi(p) (b + g) on a full mesh",
     ("allreduce", "dbtree"): "two pipelined binary trees on n/2 each, reduce then broadcast",
     ("allreduce", "pipeline"): "chain reduce + chain broadcast in K chunks: 2(K+p-2)(a + n/K b) + (K+p-2) n/K g",
     ("allreduce", "star"): "2a + 2(p-1) n b + (p-1) n g on a switch",

@@ -7,18 +7,19 @@
 - allgather: inter allgather among same-local-index ranks -> intra allgather of the gathered columns.
 - reduce-scatter: intra reduce-scatter of columns -> inter reduce-scatter among same-local-index ranks.
 """
-from . import bruck, mesh, nhr, pipeline, rhd, ring, star, tree
+from . import bruck, mesh, mring, nhr, pipeline, rhd, ring, star, tree
 from .ring import segments_of
 from .schedule import chunk_bounds, merge_parallel
 
 INTER = {"ring": ring.allreduce, "tree": tree.allreduce, "rhd": rhd.allreduce, "nb": bruck.allreduce,
-         "nhr": nhr.allreduce, "mesh": mesh.allreduce}
+         "nhr": nhr.allreduce, "mesh": mesh.allreduce, "mring": mring.allreduce}
 # algorithms over per-position blocks, usable at either level
 ALLGATHER = {"ring": ring.allgather_blocks, "mesh": mesh.allgather_blocks, "rhd": rhd.allgather_blocks,
-             "nb": bruck.allgather_blocks, "nhr": nhr.allgather_blocks, "dring": ring.double_allgather_blocks}
+             "nb": bruck.allgather_blocks, "nhr": nhr.allgather_blocks, "dring": ring.double_allgather_blocks,
+             "mring": mring.allgather_blocks}
 REDUCE_SCATTER = {"ring": ring.reduce_scatter_blocks, "mesh": mesh.reduce_scatter_blocks,
                   "rhd": rhd.reduce_scatter_blocks, "nb": bruck.reduce_scatter_blocks, "nhr": nhr.reduce_scatter_blocks,
-                  "dring": ring.double_reduce_scatter_blocks}
+                  "dring": ring.double_reduce_scatter_blocks, "mring": mring.reduce_scatter_blocks}
 SCATTER = {"ring": ring.scatter_blocks, "star": star.scatter_blocks, "mesh": star.scatter_blocks,
            "tree": tree.scatter_blocks}
 BROADCAST = {"ring": ring.broadcast, "tree": tree.broadcast, "star": star.broadcast, "mesh": mesh.broadcast,

@@ -19,7 +19,7 @@ ENVIRONMENT = ("HCCL_SIM_ALGO", "HCCL_ALGO")
 HCCL_NAMES = {"na": None, "ring": "ring", "h-d_r": "rhd", "hd_r": "rhd", "hdr": "rhd", "rhd": "rhd", "nb": "nb",
               "nhr": "nhr", "pipeline": "pipeline", "pairwise": "pairwise", "fullmesh": "mesh", "mesh": "mesh",
               "star": "star", "tree": "tree", "dbtree": "dbtree", "dring": "dring", "doublering": "dring",
-              "double_ring": "dring"}
+              "double_ring": "dring", "multiring": "mring", "mring": "mring"}
 # HCCL operator names -> the collectives they govern
 HCCL_OPS = {"allreduce": ("allreduce",), "allgather": ("allgather", "allgatherv"),
             "reducescatter": ("reduce_scatter", "reduce_scatterv"), "broadcast": ("broadcast",),

@@ -74,7 +74,9 @@ class NetworkModel:
 
     def applicable(self, collective: str) -> list[str]:
         """Algorithms that can run this collective on this communicator."""
-        names = [n for n in algorithms_for(collective) if n != "hier" or self.hierarchical]
+        # mring: on a full mesh the mesh algorithm moves the same bytes over all links in 2 steps, so
+        # multi-ring never wins here, and its phi(p) rings make every auto call slower to time
+        names = [n for n in algorithms_for(collective) if (n != "hier" or self.hierarchical) and n != "mring"]
         if self.nranks > MESH_AUTO_RANKS and not self.context.compact:
             names = [n for n in names if n != "mesh"]
         if self.context.compact:  # at scale only the algorithms with compact schedules
