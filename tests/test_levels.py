@@ -140,3 +140,27 @@ def test_multi_ring_on_a_full_mesh_closed_form_and_as_a_level():
     model = NetworkModel(16, SMALL)
     assert _allreduce(model, "hier:mring/mesh/mring", 45, torch.float32, "sum", 3) == []
     assert model.requested("allreduce", "level0:multiring;level1:fullmesh;level2:ring") == "hier:mring/mesh/ring"
+
+
+def test_multipath_splits_a_lone_transfer_over_every_path_of_the_mesh():
+    """Two members of an 8-member board mesh: each transfer goes 1/7 direct, 1/7 through each of the 6 others;
+    RHD on 2 ranks is two exchanges, each 2a + (n/2)/7 b (the two-hop pieces arrive last)."""
+    n_elems = 7 * 2 * 1000
+    n, a, b = 4 * n_elems, 0.2e-6, 1 / 64e9
+    time = hccl_sim.predict("allreduce", n_elems, 2, topology="atlas950-superpod:cabinets=1,multipath=1",
+                            algo="rhd").time
+    assert time == pytest.approx(2 * (2 * a + n / 2 / 7 * b), rel=1e-9)
+    direct = hccl_sim.predict("allreduce", n_elems, 2, topology="atlas950-superpod:cabinets=1", algo="rhd").time
+    assert direct == pytest.approx(2 * (a + n / 2 * b), rel=1e-9)
+    # the pieces still carry the right data, uneven counts included
+    model = NetworkModel(8, "atlas950-superpod:cabinets=1,multipath=1")
+    for count in (5, 6, 101):
+        g = torch.Generator().manual_seed(count)
+        ins = [torch.randint(0, 9, (count,), generator=g) for _ in range(8)]
+        bufs = [{0: x.clone()} for x in ins]
+        schedule = model.schedule("allreduce", "rhd", count)
+        assert any(s.via is not None and (s.via >= 0).any() for s in schedule.steps) or count < 7
+        run_local(schedule, bufs)
+        assert all(torch.equal(buf[0], sum(ins)) for buf in bufs)
+    with pytest.raises(ValueError, match="multipath"):
+        load_topology("flat:multipath=maybe")

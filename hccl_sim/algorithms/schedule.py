@@ -29,6 +29,10 @@ class Step:
     # Timing-only compact schedules: the engine runs this step ``repeat`` times in a row with the same
     # transfers (a ring's p-1 identical-pattern steps). Data executors refuse repeat > 1.
     repeat: int = 1
+    # Multi-path (all-path) routing: the NPU each transfer detours through (a two-hop path inside a
+    # full-mesh level), -1 for the direct route; None when every transfer goes direct. Timing only:
+    # data executors move the bytes from src to dst either way (algorithms/multipath.py).
+    via: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.src)

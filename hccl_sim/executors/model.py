@@ -9,6 +9,7 @@ import numpy as np
 
 from ..algorithms import Context, algorithms_for, build_schedule, levels, selection, split_algo
 from ..algorithms.compact import COMPACT_BUILDERS
+from ..algorithms.multipath import split_multipath
 from ..timing import TimingModel, TimingResult
 from ..topology import Placement, Topology, load_topology
 
@@ -26,6 +27,9 @@ COMPACT_RANKS = 1024
 # Above this size auto leaves full-mesh out: HCCL runs it within a server or board, and p(p-1) concurrent
 # transfers in one step make its fair-share timing slow. ``algo="mesh"`` still runs it.
 MESH_AUTO_RANKS = 64
+# auto leaves out per-level forms whose full-mesh steps hold more transfers than this: each is a flow
+# the stepwise engine times (524,288 ranks: 7.3 M a step, minutes); ``algo="hier:mesh/..."`` still runs.
+MESH_PHASE_FLOWS = 1 << 21
 # Above this size an algorithm with no compact schedule is refused rather than written out transfer by transfer.
 FULL_SCHEDULE_RANKS = 1 << 16
 
@@ -65,6 +69,7 @@ class NetworkModel:
                                mesh_levels, level_classes(self.topology, radices))
         self.timing = TimingModel(self.topology, np.array(self.placement.npus))
         self._auto: dict = {}
+        self._multipath: dict = {}
 
     @property
     def hierarchical(self) -> bool:
@@ -86,13 +91,16 @@ class NetworkModel:
 
     def level_variants(self, collective: str) -> list[str]:
         """``hier`` with one algorithm per level of the rank grid (algorithms/levels.py): mesh on the
-        full-mesh levels, one of ring, rhd, nhr on the others; none where the server-group ``hier``
-        already is that (two switch levels) or the ranks span one level."""
+        full-mesh levels, one of ring, rhd, nhr on the others; none where their mesh steps would exceed
+        MESH_PHASE_FLOWS, the server-group ``hier`` already is that (two switch levels) or the
+        ranks span one level."""
         ctx = self.context
         spanned = levels.grid_levels(ctx.radices)
         if collective not in levels.COLLECTIVES or len(spanned) < 2:
             return []
         mesh = [lvl < ctx.mesh_levels for lvl in spanned]
+        if self.nranks * sum(ctx.radices[lvl] - 1 for lvl, m in zip(spanned, mesh) if m) > MESH_PHASE_FLOWS:
+            return []
         if all(mesh):
             return ["hier:" + "/".join(["mesh"] * len(spanned))]
         if len(spanned) == 2 and not any(mesh):
@@ -139,7 +147,14 @@ class NetworkModel:
             have = ", ".join(COMPACT_BUILDERS.get(collective, {})) or "none"
             raise ValueError(f"{collective}: {algo!r} has no compact schedule, and its full one is too large at "
                              f"{self.nranks} ranks; at this scale use one of: {have}")
-        return build_schedule(collective, algo, self.context, count, root, blocks, matrix)
+        schedule = build_schedule(collective, algo, self.context, count, root, blocks, matrix)
+        if not any(lv.multipath for lv in self.topology.levels):
+            return schedule
+        found = self._multipath.get(id(schedule))
+        if found is None or found[0] is not schedule:  # schedules are cached upstream; so are their splits
+            found = self._multipath[id(schedule)] = (schedule, split_multipath(schedule, self.topology,
+                                                                               self.placement.npus))
+        return found[1]
 
     def time(self, collective: str, algo: str, count: int, itemsize: int, entry=None, record=False, root: int = 0,
              blocks=None, matrix=None) -> TimingResult:

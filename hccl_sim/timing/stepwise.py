@@ -54,9 +54,9 @@ class _StepRoutes:
     """One step's routes as (link, flow) entries with links renumbered 0..n-1 (int32), the links'
     capacities, and each route's latency."""
 
-    def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray):
+    def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray, via_npu=None):
         capacity, latency = topology.link_arrays()
-        routes = topology.routes(src_npu, dst_npu)
+        routes = topology.routes_via(src_npu, dst_npu, via_npu)
         valid = routes >= 0
         links = routes[valid]  # flow-major: each flow's hops in route order
         flow = np.repeat(np.arange(len(routes), dtype=np.int32), valid.sum(axis=1))
@@ -149,10 +149,11 @@ class StepwiseSimulator:
         self._route_bytes = 0
 
     def routes(self, step: Step) -> _StepRoutes:
-        key = (len(step), hash(np.ascontiguousarray(step.src).tobytes()), hash(np.ascontiguousarray(step.dst).tobytes()))
+        key = (len(step), hash(np.ascontiguousarray(step.src).tobytes()), hash(np.ascontiguousarray(step.dst).tobytes()),
+               None if step.via is None else hash(np.ascontiguousarray(step.via).tobytes()))
         found = self._routes.get(key)
         if found is None:
-            found = _StepRoutes(self.topology, self.npus[step.src], self.npus[step.dst])
+            found = _StepRoutes(self.topology, self.npus[step.src], self.npus[step.dst], step.via)
             while self._routes and self._route_bytes + found.nbytes > self.ROUTE_CACHE_BYTES:
                 self._route_bytes -= self._routes.pop(next(iter(self._routes))).nbytes  # least recent
             self._route_bytes += found.nbytes

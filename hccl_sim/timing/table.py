@@ -68,9 +68,9 @@ class TransferTable:
         patterns: dict = {}  # (src, dst) pairs -> (route, latency) of a step's transfers
         routed = []
         for step in steps:
-            key = (len(step), step.src.tobytes(), step.dst.tobytes())
-            if key not in patterns:
-                route = topology.routes(npus[step.src], npus[step.dst])
+            key = (len(step), step.src.tobytes(), step.dst.tobytes(), None if step.via is None else step.via.tobytes())
+            if key not in patterns:  # Step.via: multi-path detours (algorithms/multipath.py)
+                route = topology.routes_via(npus[step.src], npus[step.dst], step.via)
                 patterns[key] = (route, topology.route_latency(route))
             routed.append(patterns[key])
         route = np.full((sum(len(s) for s in steps), max(r.shape[1] for r, _ in routed)), -1, dtype=np.int64)

@@ -50,10 +50,13 @@ class Level:
     bandwidth: float = 392e9  # bytes/s of each member link, per direction
     latency: float = 0.6e-6  # seconds per link
     oversubscription: float = 1.0  # divides the member links' bandwidth
+    multipath: bool = False  # mesh only: transfers split over the direct link and every two-hop path
 
     def validate(self, where: str) -> None:
         if self.kind not in LEVEL_KINDS:
             raise TopologyError(f"{where}.kind: {self.kind!r} is not one of {', '.join(LEVEL_KINDS)}")
+        if self.multipath and self.kind != "mesh":
+            raise TopologyError(f"{where}.multipath: only a mesh level has two-hop paths (this one is a {self.kind})")
         if not isinstance(self.size, (int, np.integer)) or self.size < 1:
             raise TopologyError(f"{where}.size: must be a positive integer, got {self.size!r}")
         for attr in ("bandwidth", "oversubscription"):
@@ -258,6 +261,21 @@ class Topology:
             col += 2
         if self.faults.links_down:
             out = self._detour(out, src, dst)
+        return out
+
+    def routes_via(self, src: np.ndarray, dst: np.ndarray, via: np.ndarray | None) -> np.ndarray:
+        """Routes as ``routes``, except that a transfer with ``via[i] >= 0`` goes src -> via -> dst
+        (multi-path routing inside a full-mesh level; see algorithms/multipath.py)."""
+        if via is None or not np.any(np.asarray(via) >= 0):
+            return self.routes(src, dst)
+        src, dst, via = (np.asarray(x, dtype=np.int64) for x in (src, dst, via))
+        two = via >= 0
+        direct = self.routes(src[~two], dst[~two])
+        first, second = self.routes(src[two], via[two]), self.routes(via[two], dst[two])
+        out = np.full((len(src), 2 * direct.shape[1]), -1, dtype=np.int64)
+        out[~two, :direct.shape[1]] = direct
+        out[two, :first.shape[1]] = first
+        out[two, first.shape[1]:first.shape[1] + second.shape[1]] = second
         return out
 
     def _detour(self, routes: np.ndarray, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

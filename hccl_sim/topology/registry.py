@@ -1,12 +1,14 @@
 """Named topologies: each preset is one small module in ``presets/`` that registers a builder.
 
-A spec is ``NAME`` or ``NAME:key=value,key=value`` (parameters the builder names; every preset also takes ``clos_twin=1``, see clos.py), or a path to a
+A spec is ``NAME`` or ``NAME:key=value,key=value`` (parameters the builder names; every preset also takes ``clos_twin=1``, see clos.py, and
+``multipath=1``: all-path routing in its full-mesh levels, see algorithms/multipath.py), or a path to a
 topology file, optionally followed by ``|`` and faults (see faults.py). Builders take ``min_npus`` so that sized-to-fit presets (flat) hold every rank.
 """
 from __future__ import annotations
 
 import inspect
 import os
+from dataclasses import replace
 from typing import Callable
 
 from .core import Topology, TopologyError
@@ -51,9 +53,10 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
             raise TopologyError(f"topology {name!r}: unknown; presets are {', '.join(sorted(PRESETS))}, or give a file path")
         builder = PRESETS[name]
         params = _parse_params(rest)
-        twin = params.pop("clos_twin", "0").lower()
-        if twin not in ("0", "1", "true", "false", "yes", "no"):
-            raise TopologyError(f"topology {name}: clos_twin must be 0 or 1, got {twin!r}")
+        twin, multipath = (params.pop(k, "0").lower() for k in ("clos_twin", "multipath"))
+        for key, value in (("clos_twin", twin), ("multipath", multipath)):
+            if value not in ("0", "1", "true", "false", "yes", "no"):
+                raise TopologyError(f"topology {name}: {key} must be 0 or 1, got {value!r}")
         accepted = inspect.signature(builder).parameters
         for key in params:
             if key not in accepted or key == "min_npus":
@@ -68,6 +71,9 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
         if twin in ("1", "true", "yes"):
             from .clos import clos_twin
             topo = clos_twin(topo)
+        if multipath in ("1", "true", "yes"):  # every full-mesh level routes over all its paths
+            topo = replace(topo, levels=tuple(replace(lv, multipath=lv.kind == "mesh") for lv in topo.levels),
+                           _cache={})
     if topo.num_npus < min_npus:
         raise TopologyError(f"topology {topo.name}: {min_npus} ranks need more NPUs than it has ({topo.num_npus})")
     return topo

@@ -1,8 +1,9 @@
 """atlas960-superpod: Huawei Atlas 960 SuperPoD, 15,488 Ascend 960 NPUs in 176 compute cabinets of 88.
 
 Sources: Huawei Connect 2025 keynote (15,488 NPUs, 176 compute + 44 interconnect cabinets, Ascend 960
-with 2.2 TB/s interconnect bandwidth, 2027); UB-Mesh (arXiv 2503.20377) for the board and rack meshes.
-Assumptions (not published): a cabinet is 11 boards of 8 NPUs, an 8 x 11 2D full mesh; the 2.2 TB/s
+with 2.2 TB/s interconnect bandwidth, 2027); UB-Mesh (arXiv 2503.20377) for its board and rack meshes.
+Assumptions (not published): a cabinet is built as UB-Mesh's rack, 11 boards of 8 NPUs, an 8 x 11 2D
+full mesh; the 2.2 TB/s
 counts both directions, so 1.1 TB/s per direction: 7 board links of 70 GB/s, 10 cabinet links of
 40 GB/s and 210 GB/s to the SuperPoD Clos; 0.2 us per mesh hop, 0.5 us per switch hop.
 """
