@@ -167,9 +167,11 @@ def _upper(ctx, grid, levels, names, state, top: str):
     return down + (rs if top == "reduce_scatter" else []), [], (ag if top == "allgather" else []) + up
 
 
-def _column_segments(cols, segs):
-    """For each part: (lo, hi) per column (all members of a column hold the same segment)."""
-    return [(lo[cols[0]], hi[cols[0]]) for lo, hi in segs]
+def _merged_counts(cols, segs):
+    """Elements per column over all parts (all members of a column hold the same segments): at scale
+    the parts' segments of one column travel as one transfer, timing only (the fluid model gives two
+    equal flows on one route the time of one flow of both)."""
+    return sum(hi[cols[0]] - lo[cols[0]] for lo, hi in segs)
 
 
 def _level_pass(ctx, grid, lvl, name, segs):
@@ -179,9 +181,8 @@ def _level_pass(ctx, grid, lvl, name, segs):
     new = []
     if ctx.compact and name in COMPACT_PASSES and name != "mesh":
         rs_fn, ag_fn = COMPACT_PASSES[name]
-        counts = np.concatenate([hi - lo for lo, hi in _column_segments(cols, segs)])
-        ranks = np.concatenate([cols] * len(segs), axis=1)
-        rs, ag = rs_fn(ranks, counts), ag_fn(ranks, counts)
+        counts = _merged_counts(cols, segs)
+        rs, ag = rs_fn(cols, counts), ag_fn(cols, counts)
         new = [(lo, lo + -(-(hi - lo) // s)) for lo, hi in segs]  # compact passes move largest chunks
         return rs, ag, new
     if name == "mesh":
@@ -224,8 +225,7 @@ def _top_allreduce(ctx, cols, name, segs):
     if name not in COMPACT_ALLREDUCE:
         raise ValueError(f"hier: top-level algorithm {name!r} has no compact form (compact: mesh, "
                          f"{', '.join(COMPACT_ALLREDUCE)})")
-    counts = np.concatenate([hi - lo for lo, hi in _column_segments(cols, segs)])
-    return COMPACT_ALLREDUCE[name](np.concatenate([cols] * len(segs), axis=1), counts)
+    return COMPACT_ALLREDUCE[name](cols, _merged_counts(cols, segs))
 
 
 def _plan(ctx, names, count):
