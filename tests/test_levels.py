@@ -164,3 +164,14 @@ def test_multipath_splits_a_lone_transfer_over_every_path_of_the_mesh():
         assert all(torch.equal(buf[0], sum(ins)) for buf in bufs)
     with pytest.raises(ValueError, match="multipath"):
         load_topology("flat:multipath=maybe")
+
+
+def test_by_level_errors_name_the_problem():
+    model = NetworkModel(16, SMALL)
+    with pytest.raises(ValueError, match="two levels"):
+        model.schedule("broadcast", "hier:ring/ring/tree", 64)
+    spread = NetworkModel(16, SMALL, placement="spread")
+    with pytest.raises(ValueError, match="linear placement"):
+        spread.schedule("allreduce", "hier:mesh/mesh/rhd", 64)
+    with pytest.raises(ValueError, match="level2 algorithm 'star'"):
+        model.schedule("allreduce", "hier:mesh/mesh/star", 64)

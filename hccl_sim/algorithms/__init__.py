@@ -110,6 +110,9 @@ def _hier(fn, default, by_level=None):
         if by_level is not None and levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
             return by_level(ctx, job, names)
         if len(names) > 2:
+            if by_level is None:
+                raise ValueError(f"hier:{v}: this collective composes two levels (hier:INTRA/INTER); one algorithm "
+                                 f"per level (3 or more) exists for {', '.join(levels.COLLECTIVES)}")
             levels.check_names(ctx, names, "hier")
         return fn(ctx, job, *_hier_levels(v, default))
     return build
@@ -218,7 +221,8 @@ FORMULAS = {
     ("allreduce", "dbtree"): "two pipelined binary trees on n/2 each, reduce then broadcast",
     ("allreduce", "pipeline"): "chain reduce + chain broadcast in K chunks: 2(K+p-2)(a + n/K b) + (K+p-2) n/K g",
     ("allreduce", "star"): "2a + 2(p-1) n b + (p-1) n g on a switch",
-    ("allreduce", "hier"): "intra RS over m + inter AR of n/m over p/m + intra AG over m",
+    ("allreduce", "hier"): "intra RS over m + inter AR of n/m over p/m + intra AG over m; hier:A0/A1/..: RS down "
+                           "each level, AR across the top, AG up (mesh levels at once: n(p-1)/p over all their links)",
     ("allgather", "ring"): "(p-1)a + (p-1)/p n b",
     ("allgather", "rhd"): "log2(p) a + (p-1)/p n b  (+ a + n/p b before and a + n b after if p is not a power of two)",
     ("allgather", "nb"): "L a + (p-1)/p n b",
