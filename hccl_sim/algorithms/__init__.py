@@ -33,6 +33,9 @@ class Context:
     # Per grid level, a class id shared by levels of the same size and links (levels.py rotates the
     # dimension order within a class); () when unknown.
     level_classes: tuple[int, ...] = ()
+    # Per grid level, bytes/s one rank can send to the others of its group at once (mesh: radix - 1
+    # links); levels.py weighs its parts by it. () when unknown.
+    level_bandwidth: tuple[float, ...] = ()
 
     @classmethod
     def flat(cls, nranks: int) -> "Context":

@@ -109,21 +109,45 @@ def _step(parts, reduce: bool) -> Step:
     return Step(src, dst, z8, off, z8.copy(), off.copy(), cnt, np.full(len(src), reduce))
 
 
-def _orders(dims, classes):
-    """One dimension order per part: rotate each class of identical dimensions (level order)."""
+def _orders(dims, classes, bandwidth=(), radices=()):
+    """(order, weight) per part: every part visits the mesh dimensions ``dims`` in its own order, each
+    class of identical dimensions rotated (level order), so a class's dimensions carry parts at once.
+    With the per-NPU bandwidth of each level known, parts also start at every class, weighted by what
+    a first step there moves per second (dimension of r members, links of b: r b), so slow dimensions
+    work while fast ones carry the bulk; otherwise every part starts at the first class, equal weights."""
     groups = {}
     for d in dims:
         groups.setdefault(classes[d] if classes else d, []).append(d)
     groups = list(groups.values())
-    nparts = lcm(*(len(g) for g in groups)) if groups else 1
-    return [[d for g in groups for d in (g[k % len(g):] + g[:k % len(g)])] for k in range(nparts)]
+    if not groups:
+        return [[]], [1.0]
+    rotations = lcm(*(len(g) for g in groups))
+    starts = range(len(groups)) if bandwidth else [0]
+    orders, weights = [], []
+    for c in starts:
+        d = groups[c][0]
+        rate = bandwidth[d] * radices[d] / (radices[d] - 1) if bandwidth else 1.0
+        for k in range(rotations):
+            orders.append([d for g in groups[c:] + groups[:c] for d in (g[k % len(g):] + g[:k % len(g)])])
+            weights.append(rate)
+    return orders, weights
 
 
-def _mesh_reduce_scatter(grid, dims, classes, lo0, hi0):
+def _cuts(lo, hi, weights):
+    """Part boundaries of [lo, hi) (arrays) in proportion to ``weights``; exact ends."""
+    total = float(sum(weights))
+    frac = np.cumsum([0.0] + list(weights)) / total
+    cuts = [lo + np.floor((hi - lo) * f).astype(np.int64) for f in frac[:-1]] + [np.asarray(hi, np.int64)]
+    if len(set(weights)) == 1:  # equal parts: integer arithmetic, as chunk_bounds
+        cuts = [lo + ((hi - lo) * k) // len(weights) for k in range(len(weights))] + [np.asarray(hi, np.int64)]
+    return cuts
+
+
+def _mesh_reduce_scatter(grid, dims, classes, lo0, hi0, bandwidth=()):
     """Concurrent reduce-scatter over the mesh dimensions ``dims``, the buffer [lo0, hi0) of every rank
     split in parts with rotated orders. Returns steps and each part's final (lo, hi) per rank."""
-    orders = _orders(dims, classes)
-    bounds = [lo0 + ((hi0 - lo0) * k) // len(orders) for k in range(len(orders) + 1)]
+    orders, weights = _orders(dims, classes, bandwidth, grid.radices)
+    bounds = _cuts(np.int64(lo0), np.int64(hi0), weights)
     state = [(np.full(grid.n, bounds[k], np.int64), np.full(grid.n, bounds[k + 1], np.int64))
              for k in range(len(orders))]
     steps = []
@@ -241,7 +265,7 @@ def _plan(ctx, names, count):
 def _down(ctx, names, count, top):
     grid, mesh_dims, rest, rest_names, _ = _plan(ctx, names, count)
     if mesh_dims:
-        rs, state = _mesh_reduce_scatter(grid, mesh_dims, ctx.level_classes, 0, count)
+        rs, state = _mesh_reduce_scatter(grid, mesh_dims, ctx.level_classes, 0, count, ctx.level_bandwidth)
     else:
         rs, state = [], [(np.zeros(grid.n, np.int64), np.full(grid.n, count, np.int64))]
     down, middle, up = _upper(ctx, grid, rest, rest_names, state, top)
@@ -282,10 +306,10 @@ def reduce_scatter_blocks(ctx, blocks, names):
     grid = _Grid(ctx.radices)
     spanned = grid_levels(ctx.radices)
     mesh_dims = _bottom_mesh(ctx, names, spanned)
-    orders = _orders(mesh_dims, ctx.level_classes) if mesh_dims else [[]]
+    orders, weights = _orders(mesh_dims, ctx.level_classes, ctx.level_bandwidth, ctx.radices)
     start = np.array([blk[0][0] for blk in blocks], np.int64)
     length = np.array([blk[0][1] for blk in blocks], np.int64)
-    cuts = [start + (length * k) // len(orders) for k in range(len(orders) + 1)]
+    cuts = _cuts(start, start + length, weights)
     pieces = [(cuts[k], cuts[k + 1] - cuts[k]) for k in range(len(orders))]  # part k of every block
     coords = [grid.coord(d) for d in range(len(grid.radices))]
     same = [coords[d][None, :] == coords[d][:, None] for d in range(len(coords))]

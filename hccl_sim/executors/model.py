@@ -66,7 +66,8 @@ class NetworkModel:
         compact = nranks > COMPACT_RANKS
         radices, mesh_levels = rank_grid(self.topology, self.placement.npus)
         self.context = Context(nranks, server_groups(self.topology, self.placement.npus), compact, radices,
-                               mesh_levels, level_classes(self.topology, radices))
+                               mesh_levels, level_classes(self.topology, radices),
+                               tuple((r - 1) * lv.link_bandwidth for r, lv in zip(radices, self.topology.levels)))
         self.timing = TimingModel(self.topology, np.array(self.placement.npus))
         self._auto: dict = {}
         self._multipath: dict = {}
