@@ -124,6 +124,11 @@ def test_three_level_block_collectives_match_torch(coll):
                     failures.append((algo, blk, op))
                 if run_case(coll + "v", algo, ctx, blk, 0, op=op, seed=blk):
                     failures.append((coll + "v", algo, blk, op))
+    # unequal mesh dimensions (8 x 2 of a UB-Mesh rack): parts weighted by bandwidth, uneven blocks
+    uneven = NetworkModel(16, "ubmesh-pod").context
+    for blk in (1, 5):
+        if run_case(coll + "v", "hier:mesh/mesh", uneven, blk, 0, seed=blk):
+            failures.append(("ubmesh", coll + "v", blk))
     assert not failures, failures
 
 
