@@ -132,8 +132,8 @@ def _add_model(p):
                         "jitter=TIME, seed=N (LINK: npuA-npuB, LEVEL:UNIT[:up|down]); see hccl_sim/topology/faults.py")
     p.add_argument("--placement", default=None, help="linear, spread, per-group:K[@LEVEL], list:0,1,... or (under mpirun) hosts: "
                    "one modeled server per MPI host")
-    p.add_argument("--format", choices=("table", "hccl_test", "csv", "json"), default="table",
-                   help="table (nccl-tests layout), hccl_test, csv or json on stdout")
+    p.add_argument("--format", choices=("table", "hccl_test", "csv", "json", "nccl-json"), default="table",
+                   help="table (nccl-tests layout), hccl_test, csv, json or nccl-json (nccl-tests -J) on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     topo.add_argument("--ranks", type=int, default=8, help="ranks a sized-to-fit preset is built for")
     topo.add_argument("--clos-twin", action="store_true",
                       help="show also the Clos twin (each full-mesh level a switch of the same per-NPU bandwidth)")
+    from .calibrate import add_parser as add_calibrate
+    add_calibrate(sub)
     return parser
 
 
@@ -203,6 +205,8 @@ def main(argv=None) -> int:
             from .plot import run
         elif args.command == "replay":
             from .replay import run
+        elif args.command == "calibrate":
+            from .calibrate import run
         elif args.command == "algos":
             from .info import run_algos as run
         else:

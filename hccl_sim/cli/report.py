@@ -48,6 +48,8 @@ def versions(with_mpi: bool = True) -> dict:
 def render(rows: list[dict], fmt: str, columns: list[str] | None = None) -> str:
     """Rows as ``json``, ``csv`` or an aligned ``table`` of ``columns``."""
     columns = columns or (list(rows[0]) if rows else [])
+    if fmt == "nccl-json":
+        return json.dumps(nccl_tests_json(rows))
     if fmt == "json":
         return json.dumps(rows, indent=2)
     if fmt == "csv":
@@ -61,6 +63,23 @@ def render(rows: list[dict], fmt: str, columns: list[str] | None = None) -> str:
     lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths))]
     lines += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
     return "\n".join(lines)
+
+
+def nccl_tests_json(rows: list[dict], config: dict | None = None) -> dict:
+    """nccl-tests' ``-J`` layout (src/util.cu, version 2): a ``results`` list of {size, count, type,
+    redop, root, out_of_place: {time (us), alg_bw, bus_bw, nwrong}, in_place: null}; times modeled."""
+    ranks = next((r["ranks"] for r in rows if r.get("ranks")), 0)
+    results = [{"size": r["size_bytes"], "count": r["count"], "type": r.get("dtype", ""),
+                "redop": r.get("op", "none"), "root": r.get("root", -1),
+                "out_of_place": {"time": r["modeled_time_us"], "alg_bw": r["algbw_GBps"], "bus_bw": r["busbw_GBps"],
+                                 "nwrong": None if r.get("wrong") in (None, "") else float(r["wrong"])},
+                "in_place": None, "algo": r.get("algo", "")}
+               for r in rows if r.get("status", "ok") == "ok"]
+    busbw = [x["out_of_place"]["bus_bw"] for x in results]
+    return {"version": 2, "args": sys.argv, "config": {"devices": [{"rank": i} for i in range(int(ranks))],
+                                                       "hccl_sim": config or {}},
+            "results": results,
+            "average_bus_bandwidth": {"bandwidth": sum(busbw) / len(busbw) if busbw else 0.0, "okay": "unchecked"}}
 
 
 def _cell(value) -> str:
@@ -149,20 +168,25 @@ def hccl_test_table(rows: list[dict], minbytes: int, maxbytes: int, iters: int, 
 
 # ---- files -----------------------------------------------------------------------------------------------
 def file_format(path: str) -> str:
-    """``csv`` or ``json`` from the file name; anything else is an error naming the path."""
+    """``csv``, ``nccl-json`` (``.nccl.json``: nccl-tests' -J layout) or ``json`` from the file name;
+    anything else is an error naming the path."""
     lower = path.lower()
+    if lower.endswith(".nccl.json"):
+        return "nccl-json"
     if lower.endswith(".csv"):
         return "csv"
     if lower.endswith(".json"):
         return "json"
-    raise ValueError(f"--output {path!r}: the name must end in .csv or .json")
+    raise ValueError(f"--output {path!r}: the name must end in .csv, .json or .nccl.json")
 
 
 def write_results(path: str, rows: list[dict], config: dict) -> None:
     """Every row with every column; JSON also keeps ``config`` (command line, topology description)."""
     fmt = file_format(path)
     with open(path, "w", newline="") as f:
-        if fmt == "csv":
+        if fmt == "nccl-json":
+            json.dump(nccl_tests_json(rows, config), f, indent=1)
+        elif fmt == "csv":
             writer = csv.DictWriter(f, fieldnames=FILE_COLUMNS, extrasaction="ignore", lineterminator="\n")
             writer.writeheader()
             writer.writerows(rows)
@@ -175,6 +199,9 @@ def write_results(path: str, rows: list[dict], config: dict) -> None:
 def read_results(path: str) -> list[dict]:
     """Rows from a CSV or JSON results file, numbers as numbers (what ``plot`` and tests read)."""
     fmt = file_format(path)
+    if fmt == "nccl-json":
+        raise ValueError(f"{path}: nccl-tests' -J layout holds no configuration columns; "
+                         "read it with `hccl-sim calibrate`, or write .csv/.json results to plot")
     with open(path, newline="") as f:
         try:
             if fmt == "json":

@@ -288,7 +288,8 @@ class Progress:
 def run(args) -> int:
     sweep = load_sweep(args.file)
     output = args.output or sweep["output"] or os.path.splitext(args.file)[0] + ".csv"
-    file_format(output)
+    if file_format(output) == "nccl-json":  # a resumable sweep needs its configuration columns
+        raise SweepError(f"output {output!r}: a sweep writes .csv or .json results, not nccl-tests' layout")
     if args.max_cases is not None and args.max_cases < 0:
         raise SweepError(f"--max-cases: must be >= 0, got {args.max_cases}")
     if args.predict:

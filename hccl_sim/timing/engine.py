@@ -23,6 +23,7 @@ import numpy as np
 
 from ..algorithms.schedule import Schedule
 from ..topology import Topology
+from . import costs
 from .exact import ExactEngine, OverBudget
 from .stepwise import StepwiseSimulator
 from .table import TransferTable
@@ -128,8 +129,14 @@ class TimingModel:
         return rel, base
 
     def run(self, schedule: Schedule, itemsize: int, entry=None, record: bool = False) -> TimingResult:
+        # cost-model hooks (timing/costs.py): protocol regime, per-call overhead, slicing
+        variant = costs.regime_model(self, schedule, itemsize)
+        if variant is not self:
+            return variant.run(schedule, itemsize, entry, record)
         entry = np.zeros(schedule.nranks) if entry is None else np.asarray(entry, dtype=np.float64)
         rel, base = self._relative(entry, schedule.nranks, self.npus[: schedule.nranks])
+        rel = rel + costs.call_overhead(self.topology, schedule.collective, self.npus[: schedule.nranks])
+        schedule = costs.sliced_schedule(self, schedule, itemsize)
         key = (id(schedule), itemsize, rel.tobytes(), record)
         cached = self._results.get(key)
         if cached is None or cached[0] is not schedule:

@@ -62,7 +62,8 @@ class _StepRoutes:
         flow = np.repeat(np.arange(len(routes), dtype=np.int32), valid.sum(axis=1))
         del routes, valid
         self.nflows = len(src_npu)
-        self.latency = np.bincount(flow, weights=latency[links], minlength=self.nflows)
+        # cost-model hook (topology/costs.py): a regime's per-transfer latency rides on the topology
+        self.latency = np.bincount(flow, weights=latency[links], minlength=self.nflows) + topology.step_latency
         # renumber the links this step uses, without a sort
         mark = np.zeros(len(capacity), dtype=bool)
         mark[links] = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .core import Level, Topology
+from .core import Topology
 
 
 def clos_twin(topology: Topology) -> Topology:
@@ -26,7 +26,9 @@ def clos_twin(topology: Topology) -> Topology:
         if lv.kind != "mesh":
             levels.append(lv)
             continue
-        levels.append(Level(lv.name, lv.size, "switch", int(topology.strides[i]) * sum(per_npu[i:]), lv.latency))
+        # cost terms (efficiency, overhead) carry over, so a calibrated mesh and its twin compare like for like
+        levels.append(replace(lv, kind="switch", bandwidth=int(topology.strides[i]) * sum(per_npu[i:]),
+                              oversubscription=1.0, multipath=False))
     return replace(topology, name=f"{topology.name}-clos-twin", levels=tuple(levels), _cache={},
                    description=f"Clos twin of {topology.name}: full-mesh levels as non-blocking switches "
                                "with the same per-NPU bandwidth")

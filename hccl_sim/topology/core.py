@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .costs import Costs
 from .units import format_bandwidth, format_time
 
 LEVEL_KINDS = ("switch", "mesh")
@@ -51,6 +52,8 @@ class Level:
     latency: float = 0.6e-6  # seconds per link
     oversubscription: float = 1.0  # divides the member links' bandwidth
     multipath: bool = False  # mesh only: transfers split over the direct link and every two-hop path
+    efficiency: float = 1.0  # achieved fraction of line rate on these links (costs.py); 1 = line rate
+    overhead: float = 0.0  # seconds more per call whose ranks span up to this level (costs.py)
 
     def validate(self, where: str) -> None:
         if self.kind not in LEVEL_KINDS:
@@ -59,6 +62,10 @@ class Level:
             raise TopologyError(f"{where}.multipath: only a mesh level has two-hop paths (this one is a {self.kind})")
         if not isinstance(self.size, (int, np.integer)) or self.size < 1:
             raise TopologyError(f"{where}.size: must be a positive integer, got {self.size!r}")
+        if not (isinstance(self.overhead, (int, float)) and math.isfinite(self.overhead) and self.overhead >= 0):
+            raise TopologyError(f"{where}.overhead: must be finite and >= 0 seconds, got {self.overhead!r}")
+        if not (isinstance(self.efficiency, (int, float)) and 0 < self.efficiency <= 1):
+            raise TopologyError(f"{where}.efficiency: must be in (0, 1], got {self.efficiency!r}")
         for attr in ("bandwidth", "oversubscription"):
             value = getattr(self, attr)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
@@ -68,7 +75,13 @@ class Level:
 
     @property
     def link_bandwidth(self) -> float:
+        """Line rate of one member link, bytes/s (oversubscription included, efficiency not)."""
         return self.bandwidth / self.oversubscription
+
+    @property
+    def achieved_bandwidth(self) -> float:
+        """Bytes/s the timing model runs a member link at: line rate times ``efficiency``."""
+        return self.link_bandwidth * self.efficiency
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,8 @@ class Topology:
     faults: Faults = Faults()
     placement: "str | tuple[int, ...] | None" = None  # default placement of ranks (files may set one)
     npu_flops: float | None = None  # FLOP/s of one NPU (dense, its training precision); HCCL_SIM_COMPUTE=flops
+    costs: Costs = Costs()  # per-call overhead and protocol regimes (costs.py)
+    step_latency: float = 0.0  # seconds each transfer pays beyond its links' latencies (its regime's)
     _cache: dict = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def __post_init__(self):
@@ -93,6 +108,12 @@ class Topology:
             seen_switch |= level.kind == "switch"
         if self.npu_flops is not None and not (0 < self.npu_flops < math.inf):
             raise TopologyError(f"npu_flops: must be a positive FLOP/s rate, got {self.npu_flops!r}")
+        try:
+            self.costs.validate()
+        except ValueError as exc:
+            raise TopologyError(str(exc)) from None
+        if not (math.isfinite(self.step_latency) and self.step_latency >= 0):
+            raise TopologyError(f"step_latency: must be finite and >= 0, got {self.step_latency!r}")
         if not (self.reduce_bandwidth > 0):
             raise TopologyError(f"reduce_bandwidth: must be > 0, got {self.reduce_bandwidth!r}")
         f = self.faults
@@ -152,7 +173,7 @@ class Topology:
             bw = np.empty(bases[-1])
             lat = np.empty(bases[-1])
             for i, lv in enumerate(self.levels):
-                bw[bases[i]:bases[i + 1]] = lv.link_bandwidth
+                bw[bases[i]:bases[i + 1]] = lv.achieved_bandwidth
                 lat[bases[i]:bases[i + 1]] = lv.latency
             for link, scale in self.faults.link_scale:
                 bw[link] *= scale
@@ -310,7 +331,16 @@ class Topology:
 
     def route_latency(self, routes: np.ndarray) -> np.ndarray:
         _, lat = self.link_arrays()
-        return np.where(routes >= 0, lat[np.maximum(routes, 0)], 0.0).sum(axis=1)
+        return np.where(routes >= 0, lat[np.maximum(routes, 0)], 0.0).sum(axis=1) + self.step_latency
+
+    def span_level(self, npus) -> int:
+        """The highest level at which ``npus`` differ (-1 for fewer than two NPUs)."""
+        npus = np.asarray(npus, dtype=np.int64)
+        if len(npus) < 2:
+            return -1
+        coords = self.coords(npus)
+        differ = np.flatnonzero((coords != coords[0]).any(axis=0))
+        return int(differ[-1]) if len(differ) else -1
 
     def level_index(self, name: str, where: str) -> int:
         """A level given by name or index."""
@@ -353,6 +383,8 @@ class Topology:
         for i, lv in enumerate(self.levels):
             groups = self.num_npus // (int(self.strides[i]) * lv.size)
             over = f", oversubscription {lv.oversubscription:g}:1" if lv.oversubscription != 1 else ""
+            over += f", {lv.efficiency:.4g} of it achieved" if lv.efficiency != 1 else ""
+            over += f", {format_time(lv.overhead)} more per call spanning it" if lv.overhead else ""
             lines.append(
                 f"  level{i} {lv.name}: {groups} x {lv.kind} of {lv.size}, "
                 f"{format_bandwidth(lv.link_bandwidth)} per link, {format_time(lv.latency)} per hop{over}"
@@ -361,6 +393,8 @@ class Topology:
                      f"{format_bandwidth(self.bisection_bandwidth())} per direction")
         if math.isfinite(self.reduce_bandwidth):
             lines.append(f"  NPU reduce rate {format_bandwidth(self.reduce_bandwidth)}")
+        if not self.costs.neutral or self.costs.source:
+            lines.append(f"  costs: {self.costs.describe()}")
         if self.faults:
             from .faults import describe_faults
             lines.append(f"  faults: {describe_faults(self)}")

@@ -5,8 +5,18 @@
     reduce_bandwidth: 800GB/s        # optional; NPU reduce rate (HCCL's 1/g)
     npu_flops: 7.52e14               # optional; FLOP/s of one NPU (HCCL_SIM_COMPUTE=flops)
     levels:
-      - {name: server, kind: mesh, size: 8, bandwidth: 56GB/s, latency: 0.5us}
-      - {name: pod, kind: switch, size: 4, bandwidth: 400GB/s, latency: 2us, oversubscription: 2}
+      - {name: server, kind: mesh, size: 8, bandwidth: 56GB/s, latency: 0.5us,
+         multipath: false}            # optional, mesh only: split transfers over two-hop paths too
+      - {name: pod, kind: switch, size: 4, bandwidth: 400GB/s, latency: 2us, oversubscription: 2,
+         efficiency: 0.8,             # optional: achieved fraction of line rate (default 1)
+         overhead: 8us}               # optional: per call whose ranks span this level (default 0)
+    costs:                            # optional cost terms (costs.py); neutral when left out
+      overhead: 12us                  # per call
+      overhead_by: {alltoall: 20us}   # per collective family
+      regimes:                        # protocol regimes by call size, the last open-ended
+        - {max_bytes: 64K, step_latency: 0.6us, bandwidth_factor: 0.3}
+        - {step_latency: 2us, bandwidth_factor: 1}
+      source: "fitted by hccl-sim calibrate to ..."
     placement: per-group:4            # optional default rank placement (linear, spread, per-group:K[@LEVEL],
                                       # or a list of NPU indices)
     faults: ["slow:pod:1=0.5"]        # optional, see faults.py
@@ -20,11 +30,12 @@ import math
 import os
 
 from .core import Level, Placement, Topology, TopologyError
+from .costs import CostError, check_fields, costs_from_dict, costs_to_dict
 from .faults import apply_faults
 from .units import parse_bandwidth, parse_time
 
-_LEVEL_KEYS = {"name", "kind", "size", "bandwidth", "latency", "oversubscription"}
-_TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth", "placement", "faults", "npu_flops"}
+_LEVEL_KEYS = {"name", "kind", "size", "bandwidth", "latency", "oversubscription", "efficiency", "overhead", "multipath"}
+_TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth", "placement", "faults", "npu_flops", "costs"}
 
 
 def _read(path: str) -> dict:
@@ -48,6 +59,12 @@ def _read(path: str) -> dict:
     return data
 
 
+def _flag(value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _field(where, parse, value):
     try:
         return parse(value)
@@ -56,20 +73,14 @@ def _field(where, parse, value):
 
 
 def topology_from_dict(data: dict, source: str = "topology") -> Topology:
-    unknown = set(data) - _TOP_KEYS
-    if unknown:
-        raise TopologyError(f"{source}: unknown field {sorted(unknown)[0]!r} (fields: {', '.join(sorted(_TOP_KEYS))})")
+    check_fields(data, source, _TOP_KEYS, TopologyError)
     levels = data.get("levels")
     if not isinstance(levels, list) or not levels:
         raise TopologyError(f"{source}: levels: expected a non-empty list of levels")
     built = []
     for i, lv in enumerate(levels):
         where = f"{source}: levels[{i}]"
-        if not isinstance(lv, dict):
-            raise TopologyError(f"{where}: expected a mapping")
-        unknown = set(lv) - _LEVEL_KEYS
-        if unknown:
-            raise TopologyError(f"{where}: unknown field {sorted(unknown)[0]!r} (fields: {', '.join(sorted(_LEVEL_KEYS))})")
+        check_fields(lv, where, _LEVEL_KEYS, TopologyError)
         for key in ("size", "bandwidth", "latency"):
             if key not in lv:
                 raise TopologyError(f"{where}.{key}: missing")
@@ -86,6 +97,9 @@ def topology_from_dict(data: dict, source: str = "topology") -> Topology:
             bandwidth=_field(f"{where}.bandwidth", parse_bandwidth, lv["bandwidth"]),
             latency=_field(f"{where}.latency", parse_time, lv["latency"]),
             oversubscription=over,
+            efficiency=_field(f"{where}.efficiency", float, lv.get("efficiency", 1.0)),
+            overhead=_field(f"{where}.overhead", parse_time, lv.get("overhead", 0)),
+            multipath=_field(f"{where}.multipath", _flag, lv.get("multipath", False)),
         ))
     reduce_bw = data.get("reduce_bandwidth")
     reduce_bw = math.inf if reduce_bw is None else _field(f"{source}: reduce_bandwidth", parse_bandwidth, reduce_bw)
@@ -102,10 +116,14 @@ def topology_from_dict(data: dict, source: str = "topology") -> Topology:
     if not isinstance(faults, list):
         raise TopologyError(f"{source}: faults: expected a list of faults such as 'down:npu0-npu1'")
     try:
+        costs = costs_from_dict(data.get("costs", {}) or {}, "costs")
+    except CostError as exc:
+        raise TopologyError(f"{source}: {exc}") from None
+    try:
         flops = data.get("npu_flops")
         flops = None if flops is None else _field(f"{source}: npu_flops", float, flops)
         topology = Topology(str(data.get("name", "custom")), tuple(built), reduce_bw, str(data.get("description", "")),
-                            placement=placement, npu_flops=flops)
+                            placement=placement, npu_flops=flops, costs=costs)
         if placement is not None:
             Placement.build(None, len(placement) if isinstance(placement, tuple) else 1, topology)
         return apply_faults(topology, faults) if faults else topology
@@ -115,3 +133,24 @@ def topology_from_dict(data: dict, source: str = "topology") -> Topology:
 
 def load_topology_file(path: str) -> Topology:
     return topology_from_dict(_read(path), f"topology file {path!r}")
+
+
+def topology_to_dict(topology: Topology) -> dict:
+    """The file form of ``topology`` (levels, reduce rate, placement, costs), which topology_from_dict
+    reads back to an equal topology. Faults are not written: give them with --faults."""
+    if topology.faults:
+        raise TopologyError(f"{topology.name}: a topology with faults cannot be written as a file; "
+                            "write it without faults and add them with --faults")
+    out: dict = {"name": topology.name, "description": topology.description, "levels": [
+        {"name": lv.name, "kind": lv.kind, "size": int(lv.size), "bandwidth": lv.bandwidth, "latency": lv.latency,
+         "oversubscription": lv.oversubscription, "efficiency": lv.efficiency, "overhead": lv.overhead,
+         **({"multipath": True} if lv.multipath else {})}
+        for lv in topology.levels]}
+    if math.isfinite(topology.reduce_bandwidth):
+        out["reduce_bandwidth"] = topology.reduce_bandwidth
+    if topology.placement is not None:
+        out["placement"] = topology.placement if isinstance(topology.placement, str) else list(topology.placement)
+    if topology.npu_flops is not None:
+        out["npu_flops"] = topology.npu_flops
+    out["costs"] = costs_to_dict(topology.costs)
+    return out

@@ -1,4 +1,6 @@
 """Allreduce on real tensors under mpirun, on every rank, against a torch reference."""
+import os
+
 import pytest
 import torch
 
@@ -73,6 +75,7 @@ def test_modeled_time_equals_prediction(world, algo):
     ("cloudmatrix384", "spread"),
     ("ubmesh-pod", "per-group:4@rack"),
     ("nvl144", None),
+    (os.path.join(os.path.dirname(__file__), "..", "data", "costs-two-level.yaml"), "spread"),  # every cost term
     ("atlas950-superpod|down:npu0-npu1;straggler:npu4=2;late:npu2=3us;jitter=0.1us;seed=3", "per-group:3"),
 ])
 def test_preset_modeled_times_equal_predictions(world, topology, placement):

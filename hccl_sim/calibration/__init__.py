@@ -1,0 +1,1 @@
+"""Calibration: measurements of real collectives (parsers.py) and the fit of a topology's cost terms to them (fit.py)."""
