@@ -217,3 +217,47 @@ def test_bench_takes_what_users_type_under_mpirun(tmp_path):
     proc = subprocess.run(["mpirun", "-n", "2"] + HCCL_SIM + ["bench", "allreduce", "-b", "1K", "-e", "1K"],
                           capture_output=True, text=True, timeout=300, env=dict(env, HCCL_ALGO="bogus"))
     assert proc.returncode != 0 and proc.stderr.count("HCCL_ALGO='bogus'") == 1, proc.stderr
+
+
+# ---- what a new user then found from the README (fix13) -------------------------------------------------
+BAD_RUN_ARGS = [  # (argv, the flag the error names)
+    (["bench", "allreduce", "-n", "-1"], "-n -1"), (["bench", "allreduce", "-w", "-1"], "-w -1"),
+    (["bench", "allreduce", "-c", "-1"], "-c -1"), (["bench", "allreduce", "-b", "1K", "-e", "4K", "-i", "0"], "-i 0"),
+    (["bench", "allreduce", "--algo", "ring,,"], "--algo"), (["bench", "allreduce", "-b", "64M", "-e", "1M"], "-e 1M"),
+    (["bench", "allreduce", "-b", "1K", "-e", "4K", "-f", "1"], "-f 1"),
+    (["predict", "allreduce", "-b", "1K", "-e", "4K", "-f", "0.5"], "-f 0.5"),
+    (["predict", "allreduce", "--size", "1M", "-b", "2M"], "--size"), (["predict", "allreduce", "--ranks", "0"], "--ranks 0"),
+    (["bench", "allreduce", "--output", "/nonexistent/x.csv"], "'/nonexistent/x.csv'"),
+    (["bench", "allreduce", "--trace", "/nonexistent/t.json"], "'/nonexistent/t.json'"),
+    (["bench", "allreduce", "--output", "x.txt"], "--output 'x.txt'"),
+]
+
+
+@pytest.mark.parametrize("argv,flag", BAD_RUN_ARGS)
+def test_bad_run_arguments_name_the_flag_exit_2_and_print_once(argv, flag, capsys, no_algo_env):
+    # in process: checked before bench imports MPI, so no mpirun is needed to see the error path
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert flag in err and "Traceback" not in err and err.count("\n") == 1, err
+    no_algo_env.setenv("PMI_RANK", "1")  # another rank of an mpirun job: the same exit, nothing printed
+    assert main(argv) == 2 and capsys.readouterr().err == ""
+
+
+def test_unwritable_outputs_are_named_before_the_run(tmp_path, capsys, no_algo_env):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("collectives: [allreduce]\nsizes: [1K]\n")
+    results = tmp_path / "out.csv"
+    (tmp_path / "out.csv.tmp").mkdir()  # the temporary file the sweep writes first cannot be created
+    for argv, named in ((["sweep", str(grid), "--predict", "--output", "/nonexistent/g.csv"], "/nonexistent/g.csv"),
+                        (["sweep", str(grid), "--predict", "--output", str(results)], str(results))):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert named in err and ".tmp" not in err and "Traceback" not in err, err
+    assert main(["sweep", str(grid), "--predict", "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["plot", str(tmp_path / "g.csv"), "--outdir", "/proc/x"]) == 2
+    assert "--outdir '/proc/x'" in capsys.readouterr().err
+    # plot names its own argument for a file that is not results
+    assert main(["plot", str(grid)]) == 2
+    err = capsys.readouterr().err
+    assert "results file" in err and "--output" not in err, err

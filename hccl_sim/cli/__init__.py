@@ -42,14 +42,20 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+DEFAULT_SIZE = "32M"  # nccl-tests' -b and -e default
+
+
 def sizes_from(args) -> list[int]:
-    """nccl-tests' sweep: -b min, -e max, then times -f (if given) or plus -i."""
-    lo, hi = parse_size(args.minbytes), parse_size(args.maxbytes)
+    """nccl-tests' sweep: -b min, -e max, then times -f (if given) or plus -i. Raises ValueError naming
+    the flag (an argument error: exit 2, printed once)."""
+    lo, hi = _size(args.minbytes or DEFAULT_SIZE, "-b"), _size(args.maxbytes or DEFAULT_SIZE, "-e")
     if hi < lo:
-        raise SystemExit(f"hccl-sim: -e {args.maxbytes} is smaller than -b {args.minbytes}")
+        raise ValueError(f"-e {args.maxbytes}: smaller than -b {args.minbytes or DEFAULT_SIZE}")
     if args.stepfactor is not None and args.stepfactor <= 1 and lo != hi:
-        raise SystemExit("hccl-sim: -f must be greater than 1")
-    step = parse_size(args.stepbytes)
+        raise ValueError(f"-f {args.stepfactor:g}: must be greater than 1")
+    step = _size(args.stepbytes or "1M", "-i")
+    if args.stepfactor is None and step < 1 and lo != hi:
+        raise ValueError(f"-i {args.stepbytes}: must be at least 1 byte")
     sizes, size = [], lo
     while size <= hi:
         sizes.append(size)
@@ -60,12 +66,54 @@ def sizes_from(args) -> list[int]:
     return sizes
 
 
+def _size(text, flag: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+
+
 def algos_from(args) -> list[str]:
     """--algo takes one algorithm or several, comma-separated, to compare side by side."""
-    algos = [a.strip() for a in selection.default_algo(args.algo).split(",") if a.strip()]
-    if not algos:
-        raise ValueError("--algo: give at least one algorithm (ring, tree, rhd, hier[:A/B] or auto)")
+    text = selection.default_algo(args.algo)
+    algos = [a.strip() for a in text.split(",")]
+    if not all(algos):
+        raise ValueError(f"{selection.algo_source(args.algo)}: {text!r} has an empty name; give one or more "
+                         "algorithms, comma-separated (ring, tree, rhd, hier[:A/B] or auto)")
     return list(dict.fromkeys(algos))
+
+
+def check_run_args(args) -> None:
+    """Argument errors bench and predict share, found before any work (and before MPI starts): each
+    raises ValueError naming the flag."""
+    for flag, name in (("-n", "iters"), ("-w", "warmup_iters"), ("-c", "check"), ("--ranks", "ranks")):
+        value = getattr(args, name, None)
+        if value is not None and value < (1 if name == "ranks" else 0):
+            raise ValueError(f"{flag} {value}: must be >= {1 if name == 'ranks' else 0}")
+    if getattr(args, "size", None) and (args.minbytes or args.maxbytes or args.stepfactor or args.stepbytes):
+        raise ValueError("--size: give --size or -b/-e/-f/-i, not both")
+    if not getattr(args, "size", None):
+        sizes_from(args)
+        args.minbytes, args.maxbytes = args.minbytes or DEFAULT_SIZE, args.maxbytes or DEFAULT_SIZE
+        args.stepbytes = args.stepbytes or "1M"
+    algos_from(args)
+    for flag in ("output", "trace"):
+        if getattr(args, flag, None):
+            check_writable(getattr(args, flag), f"--{flag}")
+    if getattr(args, "output", None):
+        from .report import file_format
+        file_format(args.output)
+
+
+def check_writable(path: str, flag: str) -> None:
+    """Raise ValueError naming ``flag`` and the user's ``path`` unless a file can be written there."""
+    where = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r}: is a directory")
+    if not os.path.isdir(where):
+        raise ValueError(f"{flag} {path!r}: directory {where!r} does not exist")
+    if not os.access(where, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path!r}: not writable")
 
 
 def combinations(args, reduces: bool, emulated: bool) -> list[tuple[str, str]]:
@@ -110,11 +158,12 @@ def ops_from(args, reduces: bool) -> list[str]:
     return names if reduces else names[:1]
 
 
-def _add_sweep(p, default_min="32M", default_max="32M"):
-    p.add_argument("-b", "--minbytes", default=default_min, help="smallest size (K/M/G suffixes), default %(default)s")
-    p.add_argument("-e", "--maxbytes", default=default_max, help="largest size, default %(default)s")
-    p.add_argument("-f", "--stepfactor", type=float, default=None, help="multiply the size by this each step")
-    p.add_argument("-i", "--stepbytes", default="1M", help="add this to the size each step (when no -f), default 1M")
+def _add_sweep(p):
+    # defaults are None, so that predict can tell -b/-e/-i given from not given (sizes_from fills them)
+    p.add_argument("-b", "--minbytes", default=None, help=f"smallest size (K/M/G suffixes), default {DEFAULT_SIZE}")
+    p.add_argument("-e", "--maxbytes", default=None, help=f"largest size, default {DEFAULT_SIZE}")
+    p.add_argument("-f", "--stepfactor", type=float, default=None, help="multiply the size by this each step (> 1)")
+    p.add_argument("-i", "--stepbytes", default=None, help="add this to the size each step (when no -f), default 1M")
 
 
 def _add_model(p):
@@ -195,6 +244,8 @@ def main(argv=None) -> int:
     if getattr(args, "faults", None):  # faults travel in the topology spec, so files and sweeps record them
         args.topology = f"{args.topology or 'flat'}|{args.faults}"
     try:
+        if args.command in ("bench", "predict"):
+            check_run_args(args)
         if args.command == "bench":
             from .bench import run
         elif args.command == "predict":

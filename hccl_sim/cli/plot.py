@@ -162,7 +162,12 @@ def plot_results(path: str, outdir: str | None = None, formats=("png", "svg")) -
     if not rows:
         raise ValueError(f"results file {path!r}: no finished cases to plot")
     outdir = outdir or os.path.dirname(os.path.abspath(path))
-    os.makedirs(outdir, exist_ok=True)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"--outdir {outdir!r}: cannot create it ({exc.strerror})") from None
+    if not os.access(outdir, os.W_OK):
+        raise ValueError(f"--outdir {outdir!r}: not writable")
     stem = os.path.splitext(os.path.basename(path))[0]
     written = []
     for make in (size_figures, scaling_figures, topology_figures):

@@ -167,9 +167,9 @@ def hccl_test_table(rows: list[dict], minbytes: int, maxbytes: int, iters: int, 
 
 
 # ---- files -----------------------------------------------------------------------------------------------
-def file_format(path: str) -> str:
+def file_format(path: str, what: str = "--output") -> str:
     """``csv``, ``nccl-json`` (``.nccl.json``: nccl-tests' -J layout) or ``json`` from the file name;
-    anything else is an error naming the path."""
+    anything else is an error naming ``what`` (the argument the name came from) and the path."""
     lower = path.lower()
     if lower.endswith(".nccl.json"):
         return "nccl-json"
@@ -177,7 +177,7 @@ def file_format(path: str) -> str:
         return "csv"
     if lower.endswith(".json"):
         return "json"
-    raise ValueError(f"--output {path!r}: the name must end in .csv, .json or .nccl.json")
+    raise ValueError(f"{what} {path!r}: the name must end in .csv, .json or .nccl.json")
 
 
 def write_results(path: str, rows: list[dict], config: dict) -> None:
@@ -198,7 +198,7 @@ def write_results(path: str, rows: list[dict], config: dict) -> None:
 
 def read_results(path: str) -> list[dict]:
     """Rows from a CSV or JSON results file, numbers as numbers (what ``plot`` and tests read)."""
-    fmt = file_format(path)
+    fmt = file_format(path, "results file")
     if fmt == "nccl-json":
         raise ValueError(f"{path}: nccl-tests' -J layout holds no configuration columns; "
                          "read it with `hccl-sim calibrate`, or write .csv/.json results to plot")

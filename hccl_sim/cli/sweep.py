@@ -38,6 +38,7 @@ import time
 
 from ..algorithms.selection import default_algo
 from ..topology.units import parse_size
+from . import check_writable
 from .cases import Case, case_row, predicted_row, rooted
 from .report import FILE_COLUMNS, file_format, versions
 
@@ -288,7 +289,7 @@ class Progress:
 def run(args) -> int:
     sweep = load_sweep(args.file)
     output = args.output or sweep["output"] or os.path.splitext(args.file)[0] + ".csv"
-    if file_format(output) == "nccl-json":  # a resumable sweep needs its configuration columns
+    if file_format(output, "--output" if args.output else f"sweep file {args.file!r}: output") == "nccl-json":  # a resumable sweep needs its configuration columns
         raise SweepError(f"output {output!r}: a sweep writes .csv or .json results, not nccl-tests' layout")
     if args.max_cases is not None and args.max_cases < 0:
         raise SweepError(f"--max-cases: must be >= 0, got {args.max_cases}")
@@ -313,14 +314,17 @@ def _run(sweep, output, args, world) -> int:
     results, done, error = ResultsFile(output), 0, None
     if rank0:
         try:
+            check_writable(output, "--output" if args.output else "output")
             if args.restart:
                 results.restart()
                 if os.path.exists(output + ".wall.csv"):
                     os.remove(output + ".wall.csv")
             else:
                 done = results.load(keys)
-        except (SweepError, OSError) as exc:
+        except ValueError as exc:
             error = str(exc)
+        except OSError as exc:  # named by the user's path, not the temporary file beside it
+            error = f"results file {output!r}: {exc.strerror or exc}"
     if world is not None:  # every rank learns where to start, or the same error
         done, error = world.bcast((done, error), root=0)
     if error:
