@@ -73,7 +73,7 @@ def test_predict_and_sweep_take_hccl_algo_syntax_and_the_environment(no_algo_env
     assert json.loads(out.out)[0]["modeled_time_us"] == explicit["modeled_time_us"]
     no_algo_env.setenv("HCCL_ALGO", "bogus")
     code, out = _predict(capsys, "allreduce", "--size", "1M", "--ranks", "4")
-    assert code == 2 and "HCCL_ALGO='bogus'" in out.err and "not an algorithm of allreduce" in out.err
+    assert code == 2 and "HCCL_ALGO='bogus'" in out.err and "is not an algorithm" in out.err
     # sweep: the syntax in the file, and the environment when the file names no algorithm
     path = tmp_path / "s.yaml"
     path.write_text(f"algos: ['{HCCL_SYNTAX}', ring]\nranks: [4]\n")
@@ -261,3 +261,44 @@ def test_unwritable_outputs_are_named_before_the_run(tmp_path, capsys, no_algo_e
     assert main(["plot", str(grid)]) == 2
     err = capsys.readouterr().err
     assert "results file" in err and "--output" not in err, err
+
+
+@pytest.mark.parametrize("algo,named", [("bogus", "'bogus'"), ("hier:foo/ring", "'foo' (a level of 'hier:foo/ring')"),
+                                        ("ring,hier:ring/bogus", "'bogus'")])
+def test_an_unknown_algorithm_anywhere_is_an_argument_error_naming_it(algo, named, capsys, no_algo_env):
+    for command in (["predict", "allreduce", "--size", "1M"], ["bench", "allreduce"]):
+        assert main(command + ["--algo", algo]) == 2
+        err = capsys.readouterr().err
+        assert named in err and "known: ring" in err, err
+
+
+def test_a_known_algorithm_that_does_not_apply_is_a_row_and_never_aborts_a_sweep(tmp_path, capsys, no_algo_env):
+    code, out = _predict(capsys, "broadcast", "--size", "1M", "--algo", "ring,rhd", "--format", "csv")
+    rows = {r["requested_algo"]: r for r in _csv(out.out)}
+    assert code == 1 and rows["ring"]["status"] == "ok"
+    assert rows["rhd"]["status"] == "n/a: broadcast: algorithm 'rhd' does not apply (its algorithms: " \
+        + ", ".join(hccl_sim.algorithms.algorithms_for("broadcast")) + ")"
+    grid = tmp_path / "g.yaml"
+    grid.write_text("collectives: [allreduce, broadcast]\nalgos: [ring, rhd]\nsizes: [1K]\n")
+    assert main(["sweep", str(grid), "--predict", "--no-progress"]) == 0
+    assert "Case(" not in capsys.readouterr().err
+    status = {(r["collective"], r["requested_algo"]): r["status"] for r in _csv(open(tmp_path / "g.csv").read())}
+    assert status[("allreduce", "rhd")] == "ok" and status[("broadcast", "rhd")].startswith("n/a: broadcast: algorithm 'rhd'")
+
+
+def test_an_algorithm_from_the_environment_that_does_not_fit_falls_back_to_auto(capsys, no_algo_env):
+    auto = {c: _csv(_predict(capsys, c, "--size", "1M", "--format", "csv")[1].out)[0] for c in ("alltoall", "broadcast")}
+    for name in selection.ENVIRONMENT:
+        no_algo_env.setenv(name, HCCL_SYNTAX)
+        for collective in ("alltoall", "broadcast"):
+            code, out = _predict(capsys, collective, "--size", "1M", "--format", "csv")
+            row = _csv(out.out)[0]
+            assert code == 0 and row["status"] == "ok" and row["requested_algo"] == HCCL_SYNTAX
+            assert (row["algo"], row["modeled_time_us"]) == (auto[collective]["algo"], auto[collective]["modeled_time_us"])
+            assert f"does not apply to {collective}: auto instead" in out.err
+            code, out = _predict(capsys, collective, "--size", "1M")  # the table says so in its header
+            assert "# note: " + name in out.out
+        # the same setting named explicitly stays a row that says why
+        code, out = _predict(capsys, "alltoall", "--size", "1M", "--algo", HCCL_SYNTAX, "--format", "csv")
+        assert code == 1 and "algorithm 'rhd' does not apply" in _csv(out.out)[0]["status"]
+        no_algo_env.delenv(name)

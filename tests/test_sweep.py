@@ -113,7 +113,7 @@ def test_grid_errors_name_the_field(tmp_path):
     path = tmp_path / "g.toml"
     path.write_text('algos = ["ring", "rnig"]\nranks = [4]\n')
     sweep = load_sweep(str(path))
-    with pytest.raises(SweepError, match="algo: 'rnig' is not an algorithm of allreduce"):
+    with pytest.raises(SweepError, match="algos: 'rnig' is not an algorithm; known: ring"):
         expand(sweep, None)
     with pytest.raises(SweepError, match="ranks: an emulated sweep runs on the 3 mpirun ranks"):
         expand(sweep, 3)

@@ -45,23 +45,48 @@ def algo_source(explicit: str | None = None) -> str:
         return "--algo"
     for name in ENVIRONMENT:
         if os.environ.get(name, "").strip():
-            return f"{name}={os.environ[name].strip()!r} (environment)"
+            return f"{name}={os.environ[name].strip()!r}{FROM_ENVIRONMENT}"
     return "--algo"
 
 
-def validate(collective: str, algo: str, known: list[str], where: str = "algo") -> None:
-    """Raise ValueError (prefixed with ``where``) unless ``algo`` names an algorithm of ``collective``
-    (one of ``known`` with an optional ``:VARIANT``, or ``auto``) or is a valid HCCL_ALGO string."""
+FROM_ENVIRONMENT = " (environment)"  # how algo_source marks a default taken from the environment
+
+
+def all_algorithms() -> list[str]:
+    """Every algorithm name of every collective, in registration order."""
+    from . import BUILDERS
+    return list(dict.fromkeys(name for table in BUILDERS.values() for name in table))
+
+
+def validate(algo: str, where: str = "algo") -> None:
+    """Raise ValueError (prefixed with ``where``) unless every name in ``algo`` is an algorithm of some
+    collective (``auto``, ``NAME[:VARIANT]``, ``hier:A/B/...`` with each level's name checked) or ``algo``
+    is a valid HCCL_ALGO string. Whether a known algorithm applies to a collective is decided per case
+    (see ``applies``): one that does not is a case that cannot run, not a wrong argument."""
     if is_hccl_algo(algo):
         try:
             parse(algo)
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
         return
+    every = all_algorithms()
+    name, _, variant = algo.partition(":")
+    names = [name] + ([v for v in variant.split("/") if v] if name == "hier" else [])
+    for i, part in enumerate(names):
+        allowed = every + ["auto"] if i == 0 else [a for a in every if a != "hier"]
+        if part not in allowed:
+            inside = f" (a level of {algo!r})" if i else ""
+            raise ValueError(f"{where}: {part!r}{inside} is not an algorithm; known: {', '.join(allowed)}"
+                             + (", or HCCL_ALGO syntax such as 'level0:NA;level1:H-D_R'" if not i else ""))
+
+
+def applies(collective: str, algo: str, known: list[str]) -> str | None:
+    """None if ``algo`` (our name, HCCL_ALGO strings already turned into one; ``auto`` always applies)
+    is among ``known``, the algorithms of ``collective``; else the reason it cannot run."""
     name = algo.partition(":")[0]
-    if name not in known + ["auto"]:
-        raise ValueError(f"{where}: {algo!r} is not an algorithm of {collective} ({', '.join(known + ['auto'])}, "
-                         f"or HCCL_ALGO syntax such as 'level0:NA;level1:H-D_R')")
+    if algo == "auto" or name in known:
+        return None
+    return f"{collective}: algorithm {name!r} does not apply (its algorithms: {', '.join(known)})"
 
 
 def is_hccl_algo(text: str | None) -> bool:

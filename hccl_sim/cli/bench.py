@@ -6,6 +6,7 @@ the same as `hccl-sim predict` gives for the case. Wall time is the slowest rank
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import torch
@@ -17,7 +18,7 @@ from ..comm import Communicator
 from ..dtypes import check_reducible
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
-from .cases import Case, case_row, failed_row, figures, host_placement, rooted
+from .cases import Case, case_row, failed_row, figures, host_placement, notes_of, rooted, run_algo
 from .predict import FILE_ROW_COLUMNS
 from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
                      write_results)
@@ -37,15 +38,16 @@ def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks
     try:
         if spec.reduces:
             check_reducible(case.op, dtype)  # e.g. a sweep's uint32 sum: the row says torch cannot
-        algo = comm.model.resolve(case.collective, case.algo, count, dtype.itemsize, root=root)
+        requested, note = run_algo(case, comm.model)
+        algo = comm.model.resolve(case.collective, requested, count, dtype.itemsize, root=root)
         comm.model.schedule(case.collective, algo, count, root=root)
     except ValueError as exc:  # decided by the model alone, so identically on every rank
         return failed_row(case, str(exc))
     wrong = 0
     for _ in range(checks):  # fresh data each time, compared with the torch reference
-        _, output = bench.run(comm, case.op, case.algo)
+        _, output = bench.run(comm, case.op, requested)
         wrong += bench.wrong(output, case.op)
-    call = bench.invoker(comm, case.op, case.algo)
+    call = bench.invoker(comm, case.op, requested)
     for _ in range(warmup):
         comm.sync_clocks()
         call()
@@ -61,7 +63,7 @@ def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks
         comm.sync_clocks()
         record = call()
     row = figures(spec, count * dtype.itemsize, count, record.algo, comm.size, record.time)
-    row.update(wall_time_us=wall * 1e6 if iters else "", wrong=wrong if checks else "")
+    row.update(wall_time_us=wall * 1e6 if iters else "", wrong=wrong if checks else "", note=note)
     return row
 
 
@@ -79,10 +81,10 @@ def run(args) -> int:
     if args.seed is not None:
         torch.manual_seed(args.seed)
     topology, placement = args.topology or "flat", args.placement or "linear"
-    cases = [Case(args.collective, size, name, op, args.root, algo, topology, placement, MPI.COMM_WORLD.size)
-             for name, op in combos for size in sizes_from(args) for algo in algos_from(args)]
+    cases = [Case(args.collective, size, name, op, args.root, algo, topology, placement, MPI.COMM_WORLD.size,
+                  algo_source(args.algo)) for name, op in combos for size in sizes_from(args) for algo in algos_from(args)]
     for case in cases:
-        case.validate(algo_source(args.algo))
+        case.validate()
     comm = Communicator(MPI.COMM_WORLD, topology=args.topology,
                         placement=mpi_placement(args.placement, MPI.COMM_WORLD, args.topology))
     rows = []
@@ -114,18 +116,20 @@ def _render(args, comm, rows, meta) -> str:
                   + f" warmup iters: {args.warmup_iters} iters: {args.iters} validation: {args.check}"
                   + f"\n# hccl_sim {meta['hccl_sim_version']}, torch {meta['torch_version']}, "
                   f"mpi4py {meta['mpi4py_version']}, {meta['mpi_library']}"
-                  + "\n# time, algbw and busbw are modeled; wall is the host's time per call (slowest rank)")
+                  + "\n# time, algbw and busbw are modeled; wall is the host's time per call (slowest rank)"
+                  + "".join(f"\n# note: {n}" for n in notes_of(rows)))
         return nccl_tests_table(rows, header)
     if args.format == "hccl_test":
         return hccl_test_table(rows, parse_size(args.minbytes), parse_size(args.maxbytes), args.iters,
                                args.warmup_iters)
+    for note in notes_of(rows):  # csv and json have no header: the note goes to stderr
+        print(f"# note: {note}", file=sys.stderr)
     columns = BENCH_COLUMNS if args.format != "json" else FILE_COLUMNS
     return render(rows, args.format, columns)
 
 
 def _config(args, comm, meta) -> dict:
     """What a results file records beyond its rows: the command line and the topology it ran on."""
-    import sys
     return {"command": sys.argv, "ranks": comm.size, "topology": args.topology or "flat",
             "topology_description": comm.topology.describe(), "placement": args.placement or "linear",
             "npus": list(comm.model.placement.npus), **meta}
@@ -136,5 +140,5 @@ def _write_trace(comm: Communicator, case: Case, path: str) -> None:
     from ..trace import write_trace
     if comm.rank == 0:
         dtype = case.torch_dtype
-        algo = comm.model.resolve(case.collective, case.algo, case.count, dtype.itemsize)
+        algo = comm.model.resolve(case.collective, run_algo(case, comm.model)[0], case.count, dtype.itemsize)
         write_trace(path, comm.model, case.collective, algo, case.count, dtype.itemsize)

@@ -25,6 +25,7 @@ class Case:
     topology: str
     placement: str
     ranks: int
+    algo_source: str = "--algo"  # where ``algo`` came from (selection.algo_source), for messages and fallback
 
     @property
     def spec(self):
@@ -40,20 +41,41 @@ class Case:
     def count(self) -> int:
         return self.size // element_type(self.dtype).itemsize  # no torch: predict needs none
 
-    def validate(self, algo_source: str = "algo") -> None:
-        """Raise ValueError naming the field for a case that can never run (``algo_source``: what the
-        algorithm came from, e.g. an environment variable, for the message)."""
+    def validate(self) -> None:
+        """Raise ValueError naming the field for a case that can never run: a wrong argument (an unknown
+        algorithm name, dtype or op). A known algorithm that does not apply to the collective is not one:
+        that case becomes a row saying why (``run_algo``)."""
         if self.spec.reduces:
             check_op(self.op, element_type(self.dtype))
         else:
             element_type(self.dtype)  # validates the name
-        selection.validate(self.collective, self.algo, algorithms_for(self.collective), algo_source)
+        selection.validate(self.algo, self.algo_source)
         if self.size < 0:
             raise ValueError(f"size: must be >= 0, got {self.size}")
         if self.ranks < 1:
             raise ValueError(f"ranks: must be >= 1, got {self.ranks}")
         if rooted(self.spec) and not 0 <= self.root < self.ranks:
             raise ValueError(f"root: {self.root} is not a rank of {self.ranks}")
+
+
+def run_algo(case: Case, model: NetworkModel) -> tuple[str, str]:
+    """(the algorithm to run ``case`` with, a note). A requested algorithm that does not apply to the
+    collective raises ValueError with the reason (the case's row says it), unless it came from the
+    environment (HCCL_ALGO, HCCL_SIM_ALGO): a global setting that does not fit an operator leaves it to
+    the default, as HCCL does, so the case runs ``auto`` and the note says so."""
+    requested = model.requested(case.collective, case.algo)  # HCCL_ALGO syntax -> this collective's name
+    reason = selection.applies(case.collective, requested, algorithms_for(case.collective))
+    if reason is None:
+        return case.algo, ""
+    if case.algo_source.endswith(selection.FROM_ENVIRONMENT):
+        return "auto", (f"{case.algo_source} names {requested.partition(':')[0]!r}, which does not apply to "
+                        f"{case.collective}: auto instead (HCCL's default for an operator the setting does not fit)")
+    raise ValueError(reason)
+
+
+def notes_of(rows: list[dict]) -> list[str]:
+    """The distinct notes of rows (e.g. an environment's algorithm replaced by auto), in order."""
+    return list(dict.fromkeys(r["note"] for r in rows if r.get("note")))
 
 
 def rooted(spec) -> bool:
@@ -99,11 +121,12 @@ def predicted_row(case: Case, model: NetworkModel | None = None) -> dict:
         kwargs["root"] = case.root
     count = work_count(case.collective, case.count, case.ranks)  # as bench runs it
     try:
-        p = predict(case.collective, count, case.ranks, algo=case.algo, dtype=dtype, model=model, **kwargs)
-    except ValueError as exc:  # an algorithm that does not apply to this communicator
+        algo, note = run_algo(case, model)
+        p = predict(case.collective, count, case.ranks, algo=algo, dtype=dtype, model=model, **kwargs)
+    except ValueError as exc:  # an algorithm that does not apply to this collective or communicator
         return failed_row(case, str(exc))
     row = figures(spec, count * dtype.itemsize, count, p.algo, case.ranks, p.time)
-    row["wrong"] = ""
+    row.update(wrong="", note=note)
     return row
 
 

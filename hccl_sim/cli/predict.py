@@ -6,12 +6,14 @@ topology file) is predicted whole, and the header says so.
 """
 from __future__ import annotations
 
+import sys
+
 from ..algorithms.selection import algo_source
 from ..collectives import SPECS
 from ..executors.model import NetworkModel
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
-from .cases import Case, case_row, predicted_row
+from .cases import Case, case_row, notes_of, predicted_row
 from .report import CONFIG_COLUMNS, FIGURE_COLUMNS, hccl_test_table, render
 
 COLUMNS = ["size_bytes", "count", "dtype", "op", "requested_algo", "algo", "ranks", "modeled_time_us", "algbw_GBps", "busbw_GBps",
@@ -44,10 +46,10 @@ def run(args) -> int:
     combos = combinations(args, spec.reduces, emulated=False)  # no data: every dtype and op is timed
     sizes = [parse_size(s) for s in args.size.split(",")] if args.size else sizes_from(args)
     topology, placement = args.topology or "flat", args.placement or "linear"
-    cases = [Case(args.collective, size, dtype, op, args.root, algo, topology, placement, ranks)
+    cases = [Case(args.collective, size, dtype, op, args.root, algo, topology, placement, ranks, algo_source(args.algo))
              for dtype, op in combos for size in sizes for algo in algos_from(args)]
     for case in cases:
-        case.validate(algo_source(args.algo))
+        case.validate()
     model = NetworkModel(ranks, args.topology, args.placement)
     rows = []
     for case in cases:
@@ -58,6 +60,8 @@ def run(args) -> int:
         what = f" (every NPU of {model.topology.name}; --ranks to choose)" if whole else ""
         print(f"# hccl-sim predict {args.collective}: {ranks} ranks{what}, topology {topology} "
               f"({model.topology.name}), placement {placement}; modeled, no MPI")
+    for note in notes_of(rows):  # on stdout in the table's header; csv and json stay parseable
+        print(f"# note: {note}", file=sys.stdout if args.format == "table" else sys.stderr)
     if args.format == "hccl_test":
         lo, hi = (sizes[0], sizes[-1]) if args.size else (parse_size(args.minbytes), parse_size(args.maxbytes))
         print(hccl_test_table(rows, lo, hi, 0, 0))

@@ -36,7 +36,7 @@ import os
 import sys
 import time
 
-from ..algorithms.selection import default_algo
+from ..algorithms.selection import algo_source, default_algo
 from ..topology.units import parse_size
 from . import check_writable
 from .cases import Case, case_row, predicted_row, rooted
@@ -83,6 +83,7 @@ def load_sweep(path: str) -> dict:
         value = data.get(field, [default_algo()] if field == "algos" else default)
         where = f"sweep file {path!r}: {field}"
         sweep[field] = _field(value, kind, where)
+    sweep["algos_source"] = f"sweep file {path!r}: algos" if "algos" in data else algo_source()
     sweep["sizes"] = _sizes(data.get("sizes", DEFAULT_SIZES), f"sweep file {path!r}: sizes")
     for field in ("iters", "warmup_iters", "check"):
         if sweep[field] < 0:
@@ -173,11 +174,11 @@ def expand(sweep: dict, world: int | None) -> list[Case]:
         dtypes = list(DTYPES) if sweep["dtypes"] == ["all"] else sweep["dtypes"]
         roots = sweep["roots"] if rooted(spec) else [-1]
         for dtype, op, root, algo, size in itertools.product(dtypes, ops, roots, sweep["algos"], sweep["sizes"]):
-            case = Case(coll, size, dtype, op, root, algo, topo, place, nranks)
+            case = Case(coll, size, dtype, op, root, algo, topo, place, nranks, sweep.get("algos_source", "algos"))
             try:
                 case.validate()
             except ValueError as exc:
-                raise SweepError(f"case {case}: {exc}") from None
+                raise SweepError(f"{coll} {dtype} {op} on {topo}: {exc}") from None
             cases.append(case)
     return cases
 
@@ -341,6 +342,7 @@ def _run(sweep, output, args, world) -> int:
         torch.manual_seed(sweep["seed"])
     models: dict = {}
     comms: dict = {}
+    notes: dict = {}
     try:
         for i in range(done, stop):
             case = cases[i]
@@ -363,6 +365,7 @@ def _run(sweep, output, args, world) -> int:
                 figures = measured_row(comms[where], case, sweep["iters"], sweep["warmup_iters"], sweep["check"])
             if rank0:
                 row = dict(rows[i], **figures, **meta)
+                notes[row.pop("note", "")] = None
                 wall = row.pop("wall_time_us", "")
                 results.append(row)
                 if wall != "":
@@ -373,6 +376,8 @@ def _run(sweep, output, args, world) -> int:
         for c in comms.values():
             c.free()
     if rank0:
+        for note in filter(None, notes):
+            print(f"hccl-sim sweep: note: {note}", file=sys.stderr)
         left = len(cases) - stop
         print(f"hccl-sim sweep: {stop} of {len(cases)} cases in {output}"
               + (f"; {left} left, run again to continue" if left else ""), file=sys.stderr)
