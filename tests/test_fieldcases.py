@@ -302,3 +302,23 @@ def test_an_algorithm_from_the_environment_that_does_not_fit_falls_back_to_auto(
         code, out = _predict(capsys, "alltoall", "--size", "1M", "--algo", HCCL_SYNTAX, "--format", "csv")
         assert code == 1 and "algorithm 'rhd' does not apply" in _csv(out.out)[0]["status"]
         no_algo_env.delenv(name)
+
+
+def test_plot_gives_every_case_family_its_own_figure(tmp_path, capsys, no_algo_env):
+    pytest.importorskip("matplotlib")
+    grid = tmp_path / "g.yaml"
+    grid.write_text("collectives: [allreduce, broadcast]\nreduce_ops: [sum, max]\nroots: [0, 1]\nalgos: [ring]\n"
+                    "sizes: [1K, 4K]\nranks: [2, 4]\n")
+    assert main(["sweep", str(grid), "--predict", "--no-progress"]) == 0
+    written = plot_results(str(tmp_path / "g.csv"), str(tmp_path / "fig"), ["svg"])
+    assert len(written) == len(set(written)), "a figure was overwritten"
+    names = [os.path.basename(p) for p in written]
+    # size figures: allreduce per op, broadcast per root, each per rank count; scaling per op and root
+    assert sum(n.endswith("_size.svg") for n in names) == 2 * (2 + 2)
+    assert "g_allreduce_flat_linear_4r_fp32_op=max_size.svg" in names
+    assert "g_broadcast_flat_linear_4r_fp32_root=1_size.svg" in names
+    assert {n for n in names if n.endswith("_scaling.svg")} == {
+        "g_allreduce_flat_linear_fp32_op=max_scaling.svg", "g_allreduce_flat_linear_fp32_op=sum_scaling.svg",
+        "g_broadcast_flat_linear_fp32_root=0_scaling.svg", "g_broadcast_flat_linear_fp32_root=1_scaling.svg"}
+    title = open(tmp_path / "fig" / "g_broadcast_flat_linear_4r_fp32_root=1_size.svg").read()
+    assert "root 1" in title

@@ -1,8 +1,8 @@
 """`hccl-sim plot RESULTS`: figures from what bench, predict and sweep write as csv or json (their
 ``--output`` files and their ``--format csv|json`` output alike; matplotlib, Agg).
 
-- per case family (collective, topology, placement, ranks, dtype): busbw and modeled time against size,
-  one line per algorithm, the ``auto`` choice overlaid and labelled with the algorithm it picked;
+- per case family (collective, topology, placement, ranks, dtype, and op, root, ... where the file holds
+  several): busbw and modeled time against size, one line per algorithm, the ``auto`` choice overlaid and labelled with the algorithm it picked;
 - scaling: busbw and modeled time against the rank count per algorithm, at the largest size, where the
   results hold more than one rank count;
 - topology comparison: busbw against size per topology (``auto``'s choice, or else the fastest algorithm
@@ -20,11 +20,36 @@ from .report import read_results
 
 # what a row must have to be drawn; the configuration columns may be missing (a default stands in)
 NEEDED = ("size_bytes", "busbw_GBps", "modeled_time_us")
-DEFAULTS = {"collective": "", "topology": "", "placement": "", "ranks": "", "dtype": "", "op": "", "mode": ""}
+DEFAULTS = {"collective": "", "topology": "", "placement": "", "ranks": "", "dtype": "", "op": "", "mode": "",
+            "root": "", "iters": "", "warmup_iters": "", "check": "", "seed": ""}
+# every configuration column that can tell rows apart (requested_algo is a line of its own); a figure
+# holds rows alike in all of them but its axis, and those that vary in the file are in its name and title
+FAMILY = ("collective", "topology", "placement", "ranks", "dtype", "op", "root", "mode", "iters", "warmup_iters",
+          "check", "seed")
 
 
 def _slug(*parts) -> str:
     return "_".join(re.sub(r"[^A-Za-z0-9.=+-]+", "-", str(p)).strip("-") for p in parts)
+
+
+def _families(rows, axis: str, named: tuple[str, ...]):
+    """(fields, key, rows, extras) per figure: rows grouped by every FAMILY field but ``axis``; ``extras``
+    are the (field, value) pairs that vary in the file and are not among ``named`` (already in the
+    figure's name), so that no two figures share a name."""
+    fields = tuple(f for f in FAMILY if f != axis)
+    varying = {f for f in fields if len({str(r[f]) for r in rows}) > 1}
+    for key, group in sorted(_group(rows, fields).items(), key=lambda kv: str(kv[0])):
+        extras = [(f, v) for f, v in zip(fields, key)
+                  if f in varying and f not in named and v not in ("", "none", -1)]  # none, -1: does not apply
+        yield dict(zip(fields, key)), group, extras
+
+
+def _extra_parts(extras) -> list[str]:
+    return [f"{field}={value}" for field, value in extras]
+
+
+def _extra_title(extras) -> str:
+    return "".join(f", {field} {value}" for field, value in extras)
 
 
 def _group(rows, keys):
@@ -51,9 +76,9 @@ def _size_axis(ax):
 
 def size_figures(rows, outdir, stem, formats, plt) -> list[str]:
     written: list[str] = []
-    family = ("collective", "topology", "placement", "ranks", "dtype", "op", "mode")
-    for key, group in sorted(_group(rows, family).items(), key=lambda kv: str(kv[0])):
-        coll, topo, place, ranks, dtype, op, mode = key
+    named = ("collective", "topology", "placement", "ranks", "dtype")
+    for key, group, extras in _families(rows, "size_bytes", named):
+        coll, topo, place, ranks, dtype, op, root, mode = (key[f] for f in named + ("op", "root", "mode"))
         fig, (bw_ax, t_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
         for algo, pts in _group(group, ("requested_algo",)).items():
             pts = sorted(pts, key=lambda r: r["size_bytes"])
@@ -75,19 +100,21 @@ def size_figures(rows, outdir, stem, formats, plt) -> list[str]:
         t_ax.set_yscale("log")
         bw_ax.legend(fontsize=8)
         fig.suptitle(f"{coll} on {topo}, {ranks} ranks, placement {place}, {dtype}"
-                     + (f", {op}" if op not in ("", "none") else "") + f" ({mode})")
-        _save(fig, outdir, _slug(stem, coll, topo, place, f"{ranks}r", dtype, "size"), formats, written)
+                     + (f", {op}" if op not in ("", "none") else "") + (f", root {root}" if root not in ("", -1) else "")
+                     + _extra_title((f, v) for f, v in extras if f not in ("op", "root", "mode")) + f" ({mode})")
+        _save(fig, outdir, _slug(stem, coll, topo, place, f"{ranks}r", dtype, *_extra_parts(extras), "size"),
+              formats, written)
         plt.close(fig)
     return written
 
 
 def scaling_figures(rows, outdir, stem, formats, plt) -> list[str]:
     written: list[str] = []
-    family = ("collective", "topology", "placement", "dtype", "op", "mode")
-    for key, group in sorted(_group(rows, family).items(), key=lambda kv: str(kv[0])):
+    named = ("collective", "topology", "placement", "dtype")
+    for key, group, extras in _families(rows, "ranks", named):
         if len({r["ranks"] for r in group}) < 2:
             continue
-        coll, topo, place, dtype, op, mode = key
+        coll, topo, place, dtype, mode = (key[f] for f in named + ("mode",))
         size = max(r["size_bytes"] for r in group)
         fig, (bw_ax, t_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
         for algo, pts in _group([r for r in group if r["size_bytes"] == size], ("requested_algo",)).items():
@@ -102,20 +129,20 @@ def scaling_figures(rows, outdir, stem, formats, plt) -> list[str]:
         bw_ax.set_ylabel("busbw (GB/s, modeled)")
         t_ax.set_ylabel("time (us, modeled)")
         bw_ax.legend(fontsize=8)
-        fig.suptitle(f"{coll} scaling on {topo}, {size} B, placement {place}, {dtype} ({mode})")
-        _save(fig, outdir, _slug(stem, coll, topo, place, dtype, "scaling"), formats, written)
+        fig.suptitle(f"{coll} scaling on {topo}, {size} B, placement {place}, {dtype}{_extra_title(extras)} ({mode})")
+        _save(fig, outdir, _slug(stem, coll, topo, place, dtype, *_extra_parts(extras), "scaling"), formats, written)
         plt.close(fig)
     return written
 
 
 def topology_figures(rows, outdir, stem, formats, plt) -> list[str]:
     written: list[str] = []
-    family = ("collective", "placement", "ranks", "dtype", "op", "mode")
-    for key, group in sorted(_group(rows, family).items(), key=lambda kv: str(kv[0])):
+    named = ("collective", "placement", "ranks", "dtype")
+    for key, group, extras in _families(rows, "topology", named):
         topologies = sorted({r["topology"] for r in group})
         if len(topologies) < 2:
             continue
-        coll, place, ranks, dtype, op, mode = key
+        coll, place, ranks, dtype, mode = (key[f] for f in named + ("mode",))
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for topo in topologies:
             mine = [r for r in group if r["topology"] == topo]
@@ -130,8 +157,10 @@ def topology_figures(rows, outdir, stem, formats, plt) -> list[str]:
         _size_axis(ax)
         ax.set_ylabel("busbw (GB/s, modeled, best algorithm)")
         ax.legend(fontsize=8)
-        fig.suptitle(f"{coll}: topologies compared, {ranks} ranks, placement {place}, {dtype} ({mode})")
-        _save(fig, outdir, _slug(stem, coll, place, f"{ranks}r", dtype, "topologies"), formats, written)
+        fig.suptitle(f"{coll}: topologies compared, {ranks} ranks, placement {place}, {dtype}{_extra_title(extras)} "
+                     f"({mode})")
+        _save(fig, outdir, _slug(stem, coll, place, f"{ranks}r", dtype, *_extra_parts(extras), "topologies"),
+              formats, written)
         plt.close(fig)
     return written
 
