@@ -426,8 +426,10 @@ class Communicator:
         self.transport.wait_all(requests, self._peers * 2, self.timeout, collective, self.notices)
         if headers[:, 7].any():
             messages = self.transport.allgather(error)  # only on the error path: a pickled exchange is fine
-            bad = [f"rank {r}: {m}" for r, m in enumerate(messages) if m]
-            raise CollectiveError(f"{collective}: invalid input on {len(bad)} rank(s): " + "; ".join(bad))
+            bad = _by_message(messages)
+            count = sum(1 for m in messages if m)
+            raise CollectiveError(f"{collective}: invalid input on {count} rank(s): "
+                                  + "; ".join(f"{_rank_list(rs)}: {m}" for m, rs in bad.items()))
         if self.check:
             for col in range(1, 7):
                 if (headers[:, col] != headers[0, col]).any():
@@ -437,11 +439,29 @@ class Communicator:
     def _mismatch(self, collective, field, mine):
         shown = DTYPE_NAMES.get(mine, mine) if field == "dtype" else mine
         values = self.transport.allgather(str(shown))
-        groups: dict[str, list[int]] = {}
-        for r, v in enumerate(values):
-            groups.setdefault(v, []).append(r)
-        detail = "; ".join(f"ranks {','.join(map(str, rs))}: {v}" for v, rs in groups.items())
+        detail = "; ".join(f"{_rank_list(rs)}: {v}" for v, rs in _by_message(values).items())
         raise CollectiveError(f"{collective}: ranks disagree on {field} ({detail})")
+
+
+def _by_message(messages) -> dict[str, list[int]]:
+    """message -> the ranks that sent it (empty messages left out), so a reason shared is said once."""
+    groups: dict[str, list[int]] = {}
+    for rank, message in enumerate(messages):
+        if message:
+            groups.setdefault(str(message), []).append(rank)
+    return groups
+
+
+def _rank_list(ranks: list[int]) -> str:
+    """[2] -> 'rank 2'; [0, 1, 2, 3, 6] -> 'ranks 0-3,6'."""
+    if len(ranks) == 1:
+        return f"rank {ranks[0]}"
+    runs, start = [], ranks[0]
+    for prev, cur in zip(ranks, ranks[1:] + [None]):
+        if cur is None or cur != prev + 1:
+            runs.append(str(start) if start == prev else f"{start}-{prev}")
+            start = cur
+    return "ranks " + ",".join(runs)
 
 
 __all__ = ["Communicator", "CallRecord", "CollectiveError", "CollectiveTimeout", "COLLECTIVES", "OPS"]

@@ -322,3 +322,37 @@ def test_plot_gives_every_case_family_its_own_figure(tmp_path, capsys, no_algo_e
         "g_broadcast_flat_linear_fp32_root=0_scaling.svg", "g_broadcast_flat_linear_fp32_root=1_scaling.svg"}
     title = open(tmp_path / "fig" / "g_broadcast_flat_linear_4r_fp32_root=1_size.svg").read()
     assert "root 1" in title
+
+
+def test_a_reason_every_rank_shares_is_said_once_under_mpirun():
+    from hccl_sim.comm import _rank_list
+    assert (_rank_list([2]), _rank_list([0, 1, 2, 3, 6]), _rank_list([0, 2])) == ("rank 2", "ranks 0-3,6", "ranks 0,2")
+    code = ("import torch; from mpi4py import MPI; from hccl_sim import Communicator, CollectiveError\n"
+            "comm = Communicator(MPI.COMM_WORLD)\n"
+            "try:\n    comm.allreduce(torch.ones(4, dtype=torch.uint32))\n"
+            "except CollectiveError as exc:\n    print(comm.rank, exc, flush=True)\n")
+    env = {k: v for k, v in os.environ.items() if k not in selection.ENVIRONMENT}
+    proc = subprocess.run(["mpirun", "-n", "3", sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env=env)
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and len(lines) == 3, proc.stdout + proc.stderr
+    for line in lines:  # every rank raises the same error, the shared reason once
+        assert "invalid input on 3 rank(s): ranks 0-2: " in line and line.count("uint32") == 1, line
+
+
+def test_small_things_a_new_user_noticed(capsys, no_algo_env):
+    from hccl_sim.cli.predict import FILE_ROW_COLUMNS
+    from hccl_sim.cli.report import FILE_COLUMNS
+    for columns in (BENCH_COLUMNS, FILE_ROW_COLUMNS):  # --format csv in the order of --output files
+        assert columns == [c for c in FILE_COLUMNS if c in columns]
+    code, out = _predict(capsys, "allreduce", "-b", "1K", "-e", "4K", "-f", "2", "--format", "hccl_test")
+    assert code == 0 and "iters is" not in out.out and out.out.startswith("the minbytes is 1024, maxbytes is 4096")
+    code, out = _predict(capsys, "allreduce", "--size", "1K", "--placement", "bogus")
+    assert code == 2 and "hosts" in out.err and "per-group:K" in out.err
+    # the nccl-tests table widens a column to its longest value: every row as wide as the header
+    long = f"allreduce={HCCL_SYNTAX}/others=level0:NA;level1:ring"
+    code, out = _predict(capsys, "allreduce", "-b", "1K", "-e", "4K", "-f", "2", "--algo", long, "--format", "json")
+    rows = json.loads(out.out)
+    table = nccl_tests_table([{**r, "wall_time_us": 1.0, "wrong": 0} for r in rows], "h").splitlines()
+    assert len({len(line) for line in table[2:2 + 2 + len(rows)]}) == 1, "\n".join(table)
+    assert f"{long}(rhd)" in table[4]

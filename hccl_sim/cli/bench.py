@@ -19,11 +19,11 @@ from ..dtypes import check_reducible
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
 from .cases import Case, case_row, failed_row, figures, host_placement, notes_of, rooted, run_algo
-from .predict import FILE_ROW_COLUMNS
-from .report import (FILE_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
+from .report import (FILE_COLUMNS, VERSION_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
                      write_results)
 
-BENCH_COLUMNS = FILE_ROW_COLUMNS + ["wrong", "wall_time_us"]
+# --format csv: the columns of --output files, in their order (versions are in the table's header)
+BENCH_COLUMNS = [c for c in FILE_COLUMNS if c not in VERSION_COLUMNS]
 
 
 def measured_row(comm: Communicator, case: Case, iters: int, warmup: int, checks: int) -> dict:

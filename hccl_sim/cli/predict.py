@@ -64,7 +64,7 @@ def run(args) -> int:
         print(f"# note: {note}", file=sys.stdout if args.format == "table" else sys.stderr)
     if args.format == "hccl_test":
         lo, hi = (sizes[0], sizes[-1]) if args.size else (parse_size(args.minbytes), parse_size(args.maxbytes))
-        print(hccl_test_table(rows, lo, hi, 0, 0))
+        print(hccl_test_table(rows, lo, hi, None, None))
     else:
         print(render(rows, args.format, COLUMNS if args.format == "table" else FILE_ROW_COLUMNS))
     return 0 if all(r["status"] == "ok" for r in rows) else 1

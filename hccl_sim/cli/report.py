@@ -110,9 +110,7 @@ def nccl_tests_table(rows: list[dict], header: str) -> str:
     ``time``, ``algbw`` and ``busbw`` are modeled; ``wall`` is the host's wall time of one call. A case
     that could not run shows its reason in place of the figures, and the summary then says FAILED.
     """
-    def line(values, prefix):
-        return prefix + " ".join(str(v).rjust(w) for v, (_, _, _, w, _) in zip(values, _NCCL))
-    out = [f"# {header}", "#", line([h for _, h, _, _, _ in _NCCL], "#"), line([u for _, _, u, _, _ in _NCCL], "#")]
+    cells = []
     for r in rows:
         values = []
         for col, _, _, _, fmt in _NCCL:
@@ -122,6 +120,15 @@ def nccl_tests_table(rows: list[dict], header: str) -> str:
             values.append("" if v is None or v == "" else fmt.format(v))
             if col == "algo" and not_ok(r):
                 break
+        cells.append(values)
+    # nccl-tests' widths, widened to the longest value (long algorithm names, HCCL_ALGO strings)
+    widths = [max([w, len(h), len(u)] + [len(v[i]) for v in cells if i < len(v)])
+              for i, (_, h, u, w, _) in enumerate(_NCCL)]
+
+    def line(values, prefix):
+        return prefix + " ".join(str(v).rjust(w) for v, w in zip(values, widths))
+    out = [f"# {header}", "#", line([h for _, h, _, _, _ in _NCCL], "#"), line([u for _, _, u, _, _ in _NCCL], "#")]
+    for r, values in zip(rows, cells):
         out.append(line(values, " ") + (f"  {r['status']}" if not_ok(r) else ""))
     wrong = sum(int(r["wrong"]) for r in rows if r.get("wrong") not in (None, ""))
     failed = sum(map(not_ok, rows))
@@ -147,9 +154,11 @@ def average_busbw(rows: list[dict]) -> dict[str, float]:
     return {a: sum(v) / len(v) for a, v in groups.items()}
 
 
-def hccl_test_table(rows: list[dict], minbytes: int, maxbytes: int, iters: int, warmup: int) -> str:
-    """The hccl_test layout; ``aveg_time`` is the modeled time, ``check_result`` NULL when not checked."""
-    out = [f"the minbytes is {minbytes}, maxbytes is {maxbytes}, iters is {iters}, warmup_iters is {warmup}"]
+def hccl_test_table(rows: list[dict], minbytes: int, maxbytes: int, iters: int | None, warmup: int | None) -> str:
+    """The hccl_test layout; ``aveg_time`` is the modeled time, ``check_result`` NULL when not checked.
+    ``iters`` None: a prediction, which runs no iterations (the first line says so)."""
+    runs = f"iters is {iters}, warmup_iters is {warmup}" if iters is not None else "predicted (no iterations run)"
+    out = [f"the minbytes is {minbytes}, maxbytes is {maxbytes}, {runs}"]
     algos = list(dict.fromkeys(r.get("requested_algo") or r["algo"] for r in rows))
     for algo in algos:
         if len(algos) > 1:

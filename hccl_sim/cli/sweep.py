@@ -24,7 +24,8 @@ Cases run in grid order (topology, placement, ranks, collective, dtype, op, root
 last fastest). Each finished case is added to the results file at once, so a sweep that is interrupted
 resumes after the last finished case when run again (``--restart`` starts over); the file then is
 byte-for-byte the file an uninterrupted sweep writes. That holds because results files keep only what
-is deterministic: host wall times of an emulated sweep go to ``OUTPUT.wall.csv`` beside it instead.
+is deterministic: host wall times of an emulated sweep go beside it instead, to the results file's name
+with ``.wall.csv`` added (``results.csv.wall.csv`` for ``results.csv``).
 """
 from __future__ import annotations
 

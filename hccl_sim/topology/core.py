@@ -438,7 +438,8 @@ class Placement:
                 raise TopologyError(f"placement: per-group:{k} needs 1..{group} ranks per {topology.levels[level].name}")
             npus = [(r // k) * group + r % k for r in range(nranks)]
         else:
-            raise TopologyError(f"placement: unknown placement {spec!r} (linear, spread, per-group:K, list:0,1,...)")
+            raise TopologyError(f"placement: unknown placement {spec!r} (linear, spread, per-group:K[@LEVEL], "
+                                "list:0,1,..., or hosts under mpirun: one modeled server per MPI host)")
         if len(npus) != nranks:
             raise TopologyError(f"placement: {len(npus)} NPUs given for {nranks} ranks")
         bad = [p for p in npus if not 0 <= p < n]
