@@ -197,10 +197,10 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path):
 # ---- under mpirun: bench with the same inputs -----------------------------------------------------------
 def test_bench_takes_what_users_type_under_mpirun(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in selection.ENVIRONMENT}
-    # every dtype and op nccl-tests names, a fractional size, -i 0 (one size; the header says what was
+    # every dtype and op nccl-tests names, a fractional size, -i 2K (one size; the header says what was
     # asked), HCCL_ALGO syntax, and an algorithm that cannot run on servers of 2 and 1 ranks
     argv = ["-n", "3"] + HCCL_SIM + ["bench", "allreduce", "-d", "all", "-o", "all", "-b", "1.5K", "-e", "3K",
-                                     "-i", "0", "-n", "1", "-w", "0", "--algo", f"{HCCL_SYNTAX},hier",
+                                     "-i", "2K", "-n", "1", "-w", "0", "--algo", f"{HCCL_SYNTAX},hier",
                                      "--topology", "two-level:server=2", "--output", str(tmp_path / "b.csv")]
     proc = subprocess.run(["mpirun"] + argv, capture_output=True, text=True, timeout=300, env=env)
     out = proc.stdout

@@ -18,7 +18,8 @@ from ..topology.units import parse_size
 ALGO_HELP = ("auto (lowest modeled time), an algorithm (ring, rhd, nhr, nb, mesh, tree, dbtree, dring, pipeline, "
              "pairwise, star, hier[:INTRA/INTER]; see `hccl-sim algos`) or HCCL_ALGO syntax ('level0:NA;level1:H-D_R', "
              "per operator 'allreduce=level0:NA;level1:ring/others=...'); several comma-separated to compare. "
-             "Default: $HCCL_SIM_ALGO, else $HCCL_ALGO, else auto")
+             "Default: $HCCL_SIM_ALGO, else $HCCL_ALGO, else auto. An unknown name is an error; an algorithm "
+             "that does not apply to a collective is a row saying why, or, from the environment, auto (as HCCL)")
 
 
 class MissingExtra(RuntimeError):
@@ -193,10 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("collective")
     _add_sweep(bench)
     _add_model(bench)
-    bench.add_argument("-n", "--iters", type=int, default=20)
-    bench.add_argument("-w", "--warmup_iters", type=int, default=5)
+    bench.add_argument("-n", "--iters", type=int, default=20, help="timed calls per size (>= 0), default 20")
+    bench.add_argument("-w", "--warmup_iters", type=int, default=5, help="warmup calls per size (>= 0), default 5")
     bench.add_argument("-c", "--check", type=int, default=1,
-                       help="checked iterations per size (0: no check), default 1")
+                       help="checked iterations per size (>= 0; 0: no check), default 1")
     bench.add_argument("--output", default=None, metavar="FILE.csv|FILE.json",
                        help="also write every figure and the configuration to this file (rank 0 only)")
     bench.add_argument("--seed", type=int, default=None, help="seed torch's RNG on every rank; recorded in files")
