@@ -122,7 +122,7 @@ def test_truncated_and_malformed_files_name_the_record_and_field(tmp_path, recor
     bad = doc["ranks"][0]["records"]
     index = next(i for i, r in enumerate(bad) if r["type"] == "collective")
     bad[index]["count"] = "many"
-    with pytest.raises(WorkloadError, match=rf"rank 0 record {index}: field 'count' must be int"):
+    with pytest.raises(WorkloadError, match=rf"rank 0 record {index}: field 'count' must be an integer, got 'many'"):
         parse(doc, "x.json")
     del bad[index]["count"]
     with pytest.raises(WorkloadError, match=rf"rank 0 record {index}: field 'count' is missing"):
@@ -144,6 +144,8 @@ def test_cli_replay_table_and_trace(recordings, tmp_path):
     lines = proc.stdout.splitlines()
     assert "atlas950-superpod" in lines[0] and "nvl144" in lines[0]
     assert any(line.startswith("step time (us)") for line in lines)
+    # the table has a column for every topology at every scale plotted (--scale's dp=16 is one of them)
+    assert next(line for line in lines if line.startswith("scale")).split()[1:] == ["dp=4"] * 2 + ["dp=16"] * 2
     assert json.load(open(trace))["otherData"]["nranks"] == 16
     assert plot.stat().st_size > 1000
 

@@ -75,7 +75,9 @@ def run(args) -> int:
             workload.groups[gid].role = role
     check_from_step(workload, args.from_step)
     topologies = args.topology.split(",") if args.topology else [None]
-    scales = list(dict.fromkeys(([args.scale] if args.scale or not args.scales else []) + (args.scales or [])))
+    scales = args.scales or [args.scale]
+    if args.scale and args.scale not in scales:
+        scales = [args.scale, *scales]
     traced = args.scale if args.scale in scales else scales[0]
     rows, results = [], []
     for text in scales:

@@ -28,6 +28,13 @@ dimension name when a mesh made the group (``mesh_dp`` -> dp), else given by the
   rank's compute clock and communication stream stood), ``step_end`` has ``time``, the run's own
   modeled step time.
 
+Checks (``parse``): every field has its type (``field 'seconds' must be a number, got 'x'``) and range:
+times, counts and bytes >= 0, ``dtype`` one hccl_sim knows, ``root`` a rank of the group, and ``bytes``
+equal to ``count`` x the dtype's itemsize (alltoallv: this rank's send counts). A zero-size collective
+(``count`` 0, ``bytes`` 0) is valid -- torch runs them, e.g. for a parameter-less bucket -- when every
+member of its group recorded it so; the replay checks that the members agree on kind, count and dtype.
+A barrier has ``count`` 0, ``dtype`` "none" and ``bytes`` 0.
+
 Errors: ``WorkloadError`` names the file, the rank, the record index and the field.
 """
 from __future__ import annotations
