@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from ..workload.format import ROLES, WorkloadError, load
 from ..workload.replay import ScaleError, check_from_step, parse_scale, replay, write_trace
@@ -100,11 +101,12 @@ def run(args) -> int:
         print(json.dumps(rows, indent=1))
     else:
         print(render(rows))
-    if args.plot:
+    if args.plot and results:
         plot_scaling(results, args.plot)
-        print(f"wrote {args.plot}")
-    if traced_result is None and args.trace:
-        print(f"no trace written: no replay of the first topology at {traced or 'the recorded scale'} succeeded")
+        print(f"wrote {args.plot}", file=sys.stderr if args.format == "json" else sys.stdout)
+    for wanted, done in ((args.plot, results), (args.trace, traced_result)):
+        if wanted and not done:
+            print(f"hccl-sim: {wanted} not written: no replay succeeded", file=sys.stderr)
     return 1 if any("error" in r for r in rows) else 0
 
 
