@@ -122,7 +122,7 @@ def test_truncated_and_malformed_files_name_the_record_and_field(tmp_path, recor
     bad = doc["ranks"][0]["records"]
     index = next(i for i, r in enumerate(bad) if r["type"] == "collective")
     bad[index]["count"] = "many"
-    with pytest.raises(WorkloadError, match=rf"rank 0 record {index}: field 'count' must be int"):
+    with pytest.raises(WorkloadError, match=rf"rank 0 record {index}: field 'count' must be an integer, got 'many'"):
         parse(doc, "x.json")
     del bad[index]["count"]
     with pytest.raises(WorkloadError, match=rf"rank 0 record {index}: field 'count' is missing"):
@@ -144,6 +144,8 @@ def test_cli_replay_table_and_trace(recordings, tmp_path):
     lines = proc.stdout.splitlines()
     assert "atlas950-superpod" in lines[0] and "nvl144" in lines[0]
     assert any(line.startswith("step time (us)") for line in lines)
+    # the table has a column for every topology at every scale plotted (--scale's dp=16 is one of them)
+    assert next(line for line in lines if line.startswith("scale")).split()[1:] == ["dp=4"] * 2 + ["dp=16"] * 2
     assert json.load(open(trace))["otherData"]["nranks"] == 16
     assert plot.stat().st_size > 1000
 
@@ -258,3 +260,71 @@ def test_flop_rate_retimes_compute_with_recorded_flops():
     fast = replay(workload, "flat", flop_rate=1e15)  # 4 us at 1 PFLOP/s
     assert base.steps[0].compute == pytest.approx(1e-6) and fast.steps[0].compute == pytest.approx(4e-6)
     assert fast.step_time == pytest.approx(base.step_time + 3e-6)
+
+
+# ---- what a new user ran into (issue 18 follow-up) -------------------------------------------------
+def _dp4(count=1 << 16, steps=2):
+    groups = [{"id": 0, "ranks": [0, 1, 2, 3], "role": "dp", "name": "0"}]
+    return _doc(groups, {r: [rec for _ in range(steps) for rec in _allreduce_program(0, count)] for r in range(4)}, 4)
+
+
+def test_scale_all_on_a_sized_to_fit_topology_is_an_error_and_spares_the_other_columns(tmp_path, capsys):
+    from hccl_sim.cli import main
+
+    with pytest.raises(ScaleError, match=r"dp=all on topology flat: .*1 NPU.*give dp a number"):
+        replay(parse(_dp4()), "flat", "dp=all")
+    assert replay(parse(_dp4()), "nvl144", "dp=all").nranks == 144  # a preset's default size
+    path = tmp_path / "dp4.json"
+    path.write_text(json.dumps(_dp4()))
+    assert main(["replay", str(path), "--topology", "flat,nvl144", "--scale", "dp=all", "--format", "json"]) == 1
+    flat, nvl = json.loads(capsys.readouterr().out)
+    assert "give dp a number" in flat["error"] and nvl["npus"] == 144 and nvl["step_us"] > 0
+    assert main(["replay", str(path), "--topology", "flat,nvl144", "--scale", "dp=all"]) == 1
+    table = capsys.readouterr().out
+    assert "error (flat, dp=all): scale dp=all on topology flat" in table and "dp=144" in table
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("count", -5, "field 'count' must be >= 0, got -5"),
+    ("count", 0, r"field 'bytes' 262144 disagrees with 0 x 4 bytes of fp32 = 0"),
+    ("dtype", "fp33", r"field 'dtype': dtype 'fp33' is not supported"),
+    ("bytes", -1, "field 'bytes' must be >= 0, got -1"),
+    ("bytes", 1000, "field 'bytes' 1000 disagrees with 65536 x 4 bytes of fp32 = 262144"),
+    ("root", 4, r"field 'root' 4 is not a rank of the group \(0..3\)"),
+    ("seconds", "x", "field 'seconds' must be a number, got 'x'"),
+    ("issue", "x", "field 'issue' must be a number, got 'x'"),
+    ("algo", 3, "field 'algo' must be a string, got 3"),
+])
+def test_every_field_is_checked_naming_file_rank_record_and_field(field, value, message):
+    doc = _dp4()
+    index = 1 if field == "seconds" else 7  # rank 2's compute span, or its second collective
+    doc["ranks"][2]["records"][index][field] = value
+    with pytest.raises(WorkloadError, match=rf"^w.json: rank 2 record {index}: {message}"):
+        parse(doc, "w.json")
+
+
+def test_a_zero_size_collective_is_valid_only_when_every_member_recorded_it():
+    doc = _dp4(count=0)  # count 0 and bytes 0 on every rank: an empty bucket
+    assert replay(parse(doc), "atlas950-superpod").nranks == 4
+    doc["ranks"][3]["records"][2].update(count=8, bytes=32)
+    with pytest.raises(WorkloadError, match=r"rank 0 record 2 is allreduce of 0 fp32, rank 3 record 2 is "
+                                            r"allreduce of 8 fp32"):
+        replay(parse(doc), "atlas950-superpod")
+
+
+def test_from_step_outside_the_recording_names_the_valid_range():
+    workload = parse(_dp4(steps=4), "w.json")
+    for step in (-1, 4, 9):
+        with pytest.raises(WorkloadError, match=rf"w.json: from_step {step}: every rank recorded 4 step\(s\); "
+                                                r"valid steps are 0..3"):
+            replay(workload, "flat", from_step=step)
+    assert len(replay(workload, "flat", from_step=3).steps) == 1
+
+
+def test_replay_takes_a_path_or_a_workload_and_names_what_it_wants(tmp_path):
+    path = tmp_path / "dp4.json"
+    path.write_text(json.dumps(_dp4()))
+    expected = replay(load(str(path)), "flat").step_time
+    assert replay(str(path), "flat").step_time == replay(path, "flat").step_time == expected
+    with pytest.raises(TypeError, match="workload must be a Workload .* or the path of a workload file .*got dict"):
+        replay(_dp4(), "flat")

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
-from ..workload.format import ROLES, load
-from ..workload.replay import parse_scale, replay, write_trace
+from ..workload.format import ROLES, WorkloadError, load
+from ..workload.replay import ScaleError, check_from_step, parse_scale, replay, write_trace
 
 TABLE_FIELDS = (("step_us", "step time (us)"), ("compute_us", "compute (us)"), ("comm_us", "communication (us)"),
                 ("exposed_us", "exposed comm (us)"))
@@ -26,7 +27,8 @@ def add_parser(sub) -> None:
                    help="FLOP/s per NPU: compute spans with recorded FLOPs take FLOPs / rate (else recorded seconds)")
     p.add_argument("--trace", default=None, help="Chrome/Perfetto trace (JSON) of the replay (first topology)")
     p.add_argument("--plot", default=None, help="PNG of step time against scale over --scales")
-    p.add_argument("--scales", nargs="+", default=None, help="scales for --plot, e.g. dp=512 dp=2048 dp=8192")
+    p.add_argument("--scales", nargs="+", default=None,
+                   help="scales for the table and --plot, e.g. dp=512 dp=2048 dp=8192 (with --scale: both)")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
@@ -52,39 +54,60 @@ def render(rows: list[dict]) -> str:
     width = max(12, *(len(r["topology"]) + 2 for r in rows))
     lines = [f"{'':<22}" + "".join(f"{r['topology']:>{width}}" for r in rows)]
     for key, label in head:
-        lines.append(f"{label:<22}" + "".join(f"{r[key]:>{width},}" if isinstance(r[key], int) else
-                                             f"{r[key]:>{width}}" for r in rows))
+        lines.append(f"{label:<22}" + "".join(f"{r.get(key, 'error'):>{width},}" if isinstance(r.get(key), int) else
+                                             f"{r.get(key, 'error'):>{width}}" for r in rows))
     for key, label in fields:
-        lines.append(f"{label:<22}" + "".join(f"{r.get(key, 0.0):>{width}.2f}" for r in rows))
+        lines.append(f"{label:<22}" + "".join(f"{'-':>{width}}" if "error" in r else f"{r.get(key, 0.0):>{width}.2f}"
+                                             for r in rows))
     for r in rows:
-        for note in r["notes"]:
+        if "error" in r:
+            lines.append(f"error ({r['topology']}, {r['scale']}): {r['error']}")
+        for note in r.get("notes", ()):
             lines.append(f"note ({r['topology']}): {note}")
     return "\n".join(lines)
 
 
 def run(args) -> int:
+    """The table (and JSON) has one column per topology and scale: ``--scale`` and the ``--scales`` plotted.
+    A topology or scale that fails is reported in its column (exit status 1); the others still run."""
     workload = load(*args.workload)
     if args.roles:
         for gid, role in parse_roles(args.roles, workload).items():
             workload.groups[gid].role = role
-    scale = parse_scale(args.scale)
+    check_from_step(workload, args.from_step)
     topologies = args.topology.split(",") if args.topology else [None]
+    scales = args.scales or [args.scale]
+    if args.scale and args.scale not in scales:
+        scales = [args.scale, *scales]
+    traced = args.scale if args.scale in scales else scales[0]
     rows, results = [], []
-    for i, topology in enumerate(topologies):
-        result = replay(workload, topology, scale, args.placement, args.flop_rate, trace=bool(args.trace) and i == 0,
-                        from_step=args.from_step, algo=args.algo, setup=args.setup)
-        results.append(result)
-        rows.append(summary(result))
-    if args.trace:
-        write_trace(results[0], args.trace)
+    for text in scales:
+        scale = parse_scale(text)
+        for topology in topologies:
+            trace = bool(args.trace) and not any(r.trace for r in results) and text == traced
+            try:
+                result = replay(workload, topology, scale, args.placement, args.flop_rate, trace=trace,
+                                from_step=args.from_step, algo=args.algo, setup=args.setup)
+            except (ScaleError, WorkloadError, ValueError) as exc:
+                rows.append({"topology": topology or workload.topology or "flat", "scale": text or "as recorded",
+                             "error": str(exc)})
+                continue
+            results.append(result)
+            rows.append(summary(result))
+    traced_result = next((r for r in results if r.trace), None)
+    if traced_result is not None:
+        write_trace(traced_result, args.trace)
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
         print(render(rows))
-    if args.plot:
-        plot_scaling(workload, topologies, args.scales or [args.scale or ""], args, args.plot)
-        print(f"wrote {args.plot}")
-    return 0
+    if args.plot and results:
+        plot_scaling(results, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr if args.format == "json" else sys.stdout)
+    for wanted, done in ((args.plot, results), (args.trace, traced_result)):
+        if wanted and not done:
+            print(f"hccl-sim: {wanted} not written: no replay succeeded", file=sys.stderr)
+    return 1 if any("error" in r for r in rows) else 0
 
 
 def parse_roles(text: str, workload) -> dict[int, str]:
@@ -103,23 +126,19 @@ def parse_roles(text: str, workload) -> dict[int, str]:
     return out
 
 
-def plot_scaling(workload, topologies, scales, args, path) -> None:
-    """Step time (us) against NPUs, one line per topology (matplotlib)."""
+def plot_scaling(results, path) -> None:
+    """Step time (us) against NPUs, one line per topology (matplotlib), from the table's results."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for topology in topologies:
-        points = []
-        for text in scales:
-            result = replay(workload, topology, parse_scale(text), args.placement, args.flop_rate,
-                            from_step=args.from_step, algo=args.algo, setup=args.setup)
-            points.append((result.nranks, result.step_time * 1e6, result.mean("exposed") * 1e6, result.topology))
-        points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{points[0][3]}: step")
+    for topology in dict.fromkeys(r.topology for r in results):
+        points = sorted((r.nranks, r.step_time * 1e6, r.mean("exposed") * 1e6) for r in results
+                        if r.topology == topology)
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=f"{topology}: step")
         ax.plot([p[0] for p in points], [p[2] for p in points], marker="x", linestyle="--",
-                label=f"{points[0][3]}: exposed communication")
+                label=f"{topology}: exposed communication")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("NPUs")
     ax.set_ylabel("us per step (mean)")

@@ -56,7 +56,8 @@ class Call:
 
     ``ranks``: the group's members as world ranks, in group-rank order (group rank i is ``ranks[i]``);
     ``start``: when the group's ranks enter the call, seconds (one for all, or one per group rank);
-    ``count``, ``algo``, ``dtype``, ``root``, ``counts`` as for ``predict``."""
+    ``count``: elements of ``dtype`` (not bytes: 32 MiB of fp32 is ``8 << 20``), the working buffer as
+    for ``predict``; ``algo``, ``dtype``, ``root``, ``counts`` as for ``predict``."""
     collective: str
     count: int
     ranks: Sequence[int]

@@ -28,6 +28,13 @@ dimension name when a mesh made the group (``mesh_dp`` -> dp), else given by the
   rank's compute clock and communication stream stood), ``step_end`` has ``time``, the run's own
   modeled step time.
 
+Checks (``parse``): every field has its type (``field 'seconds' must be a number, got 'x'``) and range:
+times, counts and bytes >= 0, ``dtype`` one hccl_sim knows, ``root`` a rank of the group, and ``bytes``
+equal to ``count`` x the dtype's itemsize (alltoallv: this rank's send counts). A zero-size collective
+(``count`` 0, ``bytes`` 0) is valid -- torch runs them, e.g. for a parameter-less bucket -- when every
+member of its group recorded it so; the replay checks that the members agree on kind, count and dtype.
+A barrier has ``count`` 0, ``dtype`` "none" and ``bytes`` 0.
+
 Errors: ``WorkloadError`` names the file, the rank, the record index and the field.
 """
 from __future__ import annotations
@@ -37,6 +44,8 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+
+from ..dtypes import UnsupportedError, element_type
 
 FORMAT = "hccl_sim.workload"
 VERSION = 1
@@ -146,6 +155,9 @@ def _merge(a: Workload, b: Workload, name: str) -> Workload:
     return a
 
 
+_KIND_NAMES = {int: "an integer", str: "a string", list: "a list", dict: "an object", bool: "true or false"}
+
+
 def _need(obj: dict, key: str, kind, where: str, optional=False):
     if key not in obj or obj[key] is None:
         if optional:
@@ -154,7 +166,8 @@ def _need(obj: dict, key: str, kind, where: str, optional=False):
     value = obj[key]
     ok = (isinstance(value, kind) and not isinstance(value, bool)) if kind is not bool else isinstance(value, bool)
     if not ok:
-        raise WorkloadError(f"{where}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r}")
+        wanted = "a number" if kind == (int, float) else _KIND_NAMES.get(kind, getattr(kind, "__name__", kind))
+        raise WorkloadError(f"{where}: field {key!r} must be {wanted}, got {value!r}")
     return value
 
 
@@ -162,6 +175,13 @@ def _number(obj: dict, key: str, where: str, optional=False):
     value = _need(obj, key, (int, float), where, optional)
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise WorkloadError(f"{where}: field {key!r} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def _count(obj: dict, key: str, where: str, optional=False):
+    value = _need(obj, key, int, where, optional)
+    if value is not None and value < 0:
+        raise WorkloadError(f"{where}: field {key!r} must be >= 0, got {value}")
     return value
 
 
@@ -228,13 +248,7 @@ def _check_record(rec, where: str, groups: dict, world: int, rank: int) -> dict:
         for key in ("issue", "start", "end"):
             _number(rec, key, where)
         if kind == "collective":
-            op = _need(rec, "kind", str, where)
-            if op not in KINDS:
-                raise WorkloadError(f"{where}: field 'kind' {op!r} is not one of {', '.join(KINDS)}")
-            _need(rec, "count", int, where)
-            _need(rec, "dtype", str, where)
-            _need(rec, "algo", str, where)
-            _need(rec, "root", int, where, optional=True)
+            _check_collective(rec, where, len(groups[gid].ranks))
         else:
             for j, op in enumerate(_need(rec, "ops", list, where)):
                 if (not isinstance(op, list) or len(op) != 4 or op[0] not in ("send", "recv")
@@ -244,8 +258,48 @@ def _check_record(rec, where: str, groups: dict, world: int, rank: int) -> dict:
     elif kind == "wait":
         _need(rec, "op", int, where, optional=True)
     elif kind == "step_end":
+        _need(rec, "name", str, where)
         _number(rec, "time", where, optional=True)
     elif kind == "step_begin":
+        _need(rec, "name", str, where)
         _number(rec, "clock", where, optional=True)
         _number(rec, "stream", where, optional=True)
     return rec
+
+
+def _check_collective(rec: dict, where: str, size: int) -> None:
+    """A collective record's fields; ``bytes`` must be what ``count``/``counts`` and ``dtype`` make."""
+    op = _need(rec, "kind", str, where)
+    if op not in KINDS:
+        raise WorkloadError(f"{where}: field 'kind' {op!r} is not one of {', '.join(KINDS)}")
+    count = _count(rec, "count", where)
+    dtype = _need(rec, "dtype", str, where)
+    _need(rec, "algo", str, where)
+    _need(rec, "resolved", str, where, optional=True)
+    root = _count(rec, "root", where, optional=True)
+    if root is not None and root >= size:
+        raise WorkloadError(f"{where}: field 'root' {root} is not a rank of the group (0..{size - 1})")
+    if op == "barrier":  # moves no data: the Communicator records it as count 0, dtype "none"
+        if count or rec.get("bytes"):
+            raise WorkloadError(f"{where}: a barrier moves no data: field 'count' and 'bytes' must be 0, "
+                                f"got {count} and {rec.get('bytes')!r}")
+        return
+    try:
+        itemsize = element_type(dtype).itemsize
+    except UnsupportedError as exc:
+        raise WorkloadError(f"{where}: field 'dtype': {exc}") from None
+    counts = rec.get("counts")
+    elements = count
+    if counts is not None:
+        rows = counts if op == "alltoallv" else [counts]
+        if (not isinstance(counts, list) or not rows
+                or not all(isinstance(row, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                         for c in row) for row in rows)):
+            shape = "[[send count per peer]]" if op == "alltoallv" else "[count per group rank]"
+            raise WorkloadError(f"{where}: field 'counts' must be null or {shape} of integers >= 0, got {counts!r}")
+        if op == "alltoallv":
+            elements = sum(rows[0])  # this rank's sends
+    nbytes = _count(rec, "bytes", where, optional=True)
+    if nbytes is not None and nbytes != elements * itemsize:
+        raise WorkloadError(f"{where}: field 'bytes' {nbytes} disagrees with {elements} x {itemsize} bytes of "
+                            f"{dtype} = {elements * itemsize}")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ from ..dtypes import element_type
 from ..executors.model import NetworkModel
 from ..timing.engine import MANY_TRANSFERS, TimingModel
 from ..topology import load_topology
-from .format import Workload, WorkloadError
+from .format import Workload, WorkloadError, load
 
 KEPT_ROLES = ("tp", "pp", "cp")  # keep their size when scaled
 TRACKS = ("compute", "comm")  # a rank's trace rows: its compute clock and its communication stream
@@ -143,6 +144,9 @@ class Layout:
             if role in KEPT_ROLES and role in sizes and n != sizes[role]:
                 raise ScaleError(f"scale {role}={n}: {role} groups keep their recorded size {sizes[role]} "
                                  f"(grow dp, fsdp or ep instead, or add a replica dimension)")
+            if role in sizes and n < sizes[role]:  # recorded ranks would have no replica to replay them
+                raise ScaleError(f"scale {role}={n}: smaller than the recorded {role} groups ({sizes[role]}); "
+                                 f"a replay grows groups, it does not shrink them")
         new = [r for r in scale if r not in sizes]
         for role in new:
             if role != "dp":
@@ -280,8 +284,6 @@ class _Replayer:
         if steps_only:  # from each rank's first step, its clocks where they stood then (set-up not replayed)
             firsts = [next(iter([i for i, rec in enumerate(records) if rec["type"] == "step_begin"][from_step:]), None)
                       for records in workload.ranks]
-            if from_step and any(i is None for i in firsts):
-                raise WorkloadError(f"{workload.source}: from_step {from_step}: some rank has fewer steps")
             if all(i is not None for i in firsts):
                 starts = [workload.ranks[t][i] for t, i in enumerate(firsts)]
                 base = min(rec.get("clock", 0.0) for rec in starts)
@@ -536,10 +538,10 @@ class _Replayer:
             self.run_collectives(ready)
 
 
-def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None = None, placement=None,
+def replay(workload: Workload | str | os.PathLike, topology=None, scale: dict[str, int] | str | None = None, placement=None,
            flop_rate: float | None = None, trace: bool = False, setup: bool = False,
            from_step: int = 0, algo: str | None = None) -> ReplayResult:
-    """Replay ``workload`` on ``topology`` (a preset name, a Topology, or None for the recorded one) at
+    """Replay ``workload`` (a Workload, or a workload file's path: loaded with ``load``) on ``topology`` (a preset name, a Topology, or None for the recorded one) at
     ``scale`` (role -> group size, e.g. {"dp": 8192}, "all" for as many as fit; None: as recorded).
     ``flop_rate``: FLOP/s per NPU for compute spans with known FLOPs (else the recorded seconds).
     ``setup``: also replay what ran before each rank's first step (by default the replay starts there,
@@ -547,7 +549,16 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
     algorithm of collectives recorded as ``auto`` (default: auto again, which times every applicable
     algorithm at the new scale -- most of the cost at 524,288 ranks).
     Raises ScaleError when the scale does not make a mesh of the recording or does not fit the topology
-    (naming both), WorkloadError for records that do not replay (naming rank, record and field)."""
+    (naming both; ``ROLE="all"`` takes the preset's default size, and on a topology whose default holds
+    fewer NPUs than the recording, such as flat, which is sized to fit, it asks for a number),
+    WorkloadError for records that do not replay (naming rank, record and field) and for a ``from_step``
+    outside the recorded steps (naming the valid range), TypeError for a workload of another type."""
+    if isinstance(workload, (str, os.PathLike)):
+        workload = load(os.fspath(workload))
+    elif not isinstance(workload, Workload):
+        raise TypeError(f"replay: workload must be a Workload (hccl_sim.workload.load) or the path of a workload "
+                        f"file (str or os.PathLike), got {type(workload).__name__}")
+    check_from_step(workload, from_step)
     if isinstance(scale, str):
         scale = parse_scale(scale)
     name = topology if topology is not None else workload.topology
@@ -555,10 +566,15 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
     if fill:  # the one role given as "all" takes every NPU the other dimensions leave
         if len(fill) > 1:
             raise ScaleError(f"scale: only one role can be 'all', got {', '.join(fill)}")
-        capacity = (name if not isinstance(name, str) and name is not None else load_topology(name)).num_npus
+        topo = name if not isinstance(name, str) and name is not None else load_topology(name)
         probe = Layout(workload, {k: v for k, v in scale.items() if v != "all"})
         others = math.prod(n for d, n in zip(probe.dims, probe.sizes) if d != fill[0])
-        scale = {**scale, fill[0]: max(capacity // others, 1)}
+        if topo.num_npus < probe.nranks:  # flat and other presets sized to fit the ranks asked for
+            raise ScaleError(f"scale {fill[0]}=all on topology {topo.name}: its default size holds "
+                             f"{topo.num_npus:,} NPU(s), fewer than the {probe.nranks:,} recorded ranks (the "
+                             f"topology is sized to fit the ranks asked for); give {fill[0]} a number, "
+                             f"e.g. {fill[0]}=1024")
+        scale = {**scale, fill[0]: topo.num_npus // others}
     layout = Layout(workload, scale)
     shown = ",".join(f"{d}={n}" for d, n in zip(layout.dims, layout.sizes))
     try:
@@ -593,6 +609,21 @@ def replay(workload: Workload, topology=None, scale: dict[str, int] | str | None
         trace_doc = {"traceEvents": meta + r.events, "displayTimeUnit": "ns",
                      "otherData": {"topology": topo.name, "scale": shown, "nranks": layout.nranks}}
     return ReplayResult(topo.name, layout.nranks, shown, steps, r.notes, trace_doc)
+
+
+def check_from_step(workload: Workload, from_step: int) -> None:
+    """Raises WorkloadError unless ``from_step`` is a step every rank recorded (naming the valid range)."""
+    if not isinstance(from_step, int) or isinstance(from_step, bool):
+        raise TypeError(f"from_step must be an integer, got {from_step!r}")
+    counts = [sum(rec["type"] == "step_begin" for rec in records) for records in workload.ranks]
+    fewest = min(counts)
+    if from_step == 0 and fewest == 0:
+        return  # no steps at all: the whole recording replays (and no step times come out)
+    if not 0 <= from_step < fewest:
+        which = f"every rank recorded {fewest}" if fewest == max(counts) else \
+            f"rank {counts.index(fewest)} recorded {fewest}"
+        valid = f"0..{fewest - 1}" if fewest else "none (no rank recorded a step)"
+        raise WorkloadError(f"{workload.source}: from_step {from_step}: {which} step(s); valid steps are {valid}")
 
 
 def write_trace(result: ReplayResult, path: str) -> None:
