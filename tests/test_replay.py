@@ -328,3 +328,28 @@ def test_replay_takes_a_path_or_a_workload_and_names_what_it_wants(tmp_path):
     assert replay(str(path), "flat").step_time == replay(path, "flat").step_time == expected
     with pytest.raises(TypeError, match="workload must be a Workload .* or the path of a workload file .*got dict"):
         replay(_dp4(), "flat")
+
+
+def test_recorder_names_arguments_however_they_were_passed():
+    # a root given positionally (comm.broadcast(t, 3)) is recorded as 3, not as the default
+    from types import SimpleNamespace
+    from hccl_sim.workload.recorder import WorkloadRecorder
+
+    class FakeComm:
+        algo, size = "auto", 4
+
+        def broadcast(self, tensor, root=0, algo=None):
+            pass
+
+        def allgatherv(self, output, input, counts, algo=None):
+            pass
+
+    recorder = WorkloadRecorder("unused.json")
+    gid = recorder.add_group([0, 1, 2, 3], "dp", "world")
+    record = SimpleNamespace(collective="broadcast", count=5, dtype="fp32", nbytes=20, algo="ring", start=0.0, end=1e-6)
+    recorder.op(gid, FakeComm(), "broadcast", (None, 3), {}, record, 0.0)
+    recorder.op(gid, FakeComm(), "broadcast", (None,), {"root": 2, "algo": "tree"}, record, 0.0)
+    recorder.op(gid, FakeComm(), "allgatherv", (None, None, [1, 2, 3, 4]), {}, record, 0.0)
+    roots = [r["root"] for r in recorder.records if r["type"] == "collective"]
+    assert roots == [3, 2, 0]
+    assert recorder.records[1]["algo"] == "tree" and recorder.records[2]["counts"] == [1, 2, 3, 4]

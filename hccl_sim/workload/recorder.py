@@ -9,6 +9,7 @@ and ``RecordingCommunicator``, a Communicator whose calls are recorded.
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 
 from .format import ROLES, Group, Workload, rank_path
@@ -69,14 +70,18 @@ class WorkloadRecorder:
                    for k, t, peer, tag in (tuple(o) + (0,) * (4 - len(o)) for o in args[0])]
             entry = {"type": "p2p", **entry, "ops": ops}
         else:
+            # the call's arguments by name, however they were passed (a root given positionally included)
+            bound = inspect.signature(getattr(comm, kind)).bind(*args, **kwargs)
+            bound.apply_defaults()
+            named = bound.arguments
             counts = None
             if kind in ("allgatherv", "reduce_scatterv"):
-                counts = [int(c) for c in args[2]]
+                counts = [int(c) for c in named["counts"]]
             elif kind == "alltoallv":
-                counts = [[int(c) for c in args[2]]]  # this rank's send counts (the replay makes the matrix)
+                counts = [[int(c) for c in named["send_counts"]]]  # this rank's send counts (replay makes the matrix)
             entry = {"type": "collective", **entry, "kind": record.collective, "count": int(record.count),
-                     "dtype": record.dtype, "bytes": int(record.nbytes), "algo": kwargs.get("algo") or comm.algo,
-                     "resolved": record.algo, "root": int(kwargs.get("root", 0)), "counts": counts}
+                     "dtype": record.dtype, "bytes": int(record.nbytes), "algo": named.get("algo") or comm.algo,
+                     "resolved": record.algo, "root": int(named.get("root", 0)), "counts": counts}
         self.records.append(entry)
         self._ends.append(record.end)
 
