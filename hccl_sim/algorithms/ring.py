@@ -6,7 +6,9 @@ Cost (Hockney, n bytes): allreduce 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g; allgath
 reduce-scatter (p-1)a + (p-1)/p n b (+ (p-1)/p n g); broadcast (ring scatter, then allgather)
 2(p-1)a + 2(p-1)/p n b. The double ring runs two rings in opposite directions on half of each block.
 """
-from .schedule import StepBuilder, add_segments, chunk_bounds, merge_parallel
+import numpy as np
+
+from .schedule import Step, StepBuilder, add_segments, chunk_bounds, merge_parallel
 
 
 def segments_of(bounds, offset=0):
@@ -14,8 +16,31 @@ def segments_of(bounds, offset=0):
     return [[(int(bounds[i]) + offset, int(bounds[i + 1] - bounds[i]))] for i in range(len(bounds) - 1)]
 
 
+def _single_segment_pass(ranks, blocks, shift: int, reduce: bool):
+    """Every step of a ring pass where each block is one segment, built with numpy: in step s rank i
+    sends ``blocks[(i - s - shift) % p]`` to its successor (the same rows, in the same order, as the
+    loop below writes). None when some block is not exactly one segment."""
+    if any(len(b) != 1 for b in blocks):
+        return None
+    p = len(ranks)
+    src = np.asarray(ranks, dtype=np.int64)
+    dst = np.roll(src, -1)
+    off = np.array([b[0][0] for b in blocks], dtype=np.int64)
+    cnt = np.array([b[0][1] for b in blocks], dtype=np.int64)
+    bufs, flags = np.zeros(p, dtype=np.int8), np.full(p, reduce)
+    steps = []
+    for s in range(p - 1):
+        which = (np.arange(p) - s - shift) % p
+        o = off[which]
+        steps.append(Step(src, dst, bufs, o, bufs, o, cnt[which], flags))
+    return steps
+
+
 def reduce_scatter_blocks(ranks, blocks):
     """Afterwards ``ranks[i]`` holds ``blocks[i]`` reduced over all ranks."""
+    fast = _single_segment_pass(ranks, blocks, 1, True)
+    if fast is not None:
+        return fast
     p, steps = len(ranks), []
     for s in range(p - 1):
         step = StepBuilder()
@@ -27,6 +52,9 @@ def reduce_scatter_blocks(ranks, blocks):
 
 def allgather_blocks(ranks, blocks):
     """``ranks[i]`` starts with ``blocks[i]``; afterwards every rank holds all blocks."""
+    fast = _single_segment_pass(ranks, blocks, 0, False)
+    if fast is not None:
+        return fast
     p, steps = len(ranks), []
     for s in range(p - 1):
         step = StepBuilder()

@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from .fairshare import _REL_TOL, progressive_filling
+from .fairshare import _REL_TOL, padded_filling
 from .table import TransferTable, empty_records
 
 
@@ -92,6 +92,12 @@ class ExactEngine:
         # a flow alone on every link of its route gets the tightest of them (inf without links)
         padded = np.append(self.capacity, math.inf)  # the padding (-1) reads inf
         self.alone_rate = padded[self.route].min(axis=1) if self.route.shape[1] else np.full(len(table), math.inf)
+        # for the fair-share solves: the padding as one more link, of infinite capacity; routes without links
+        self.padded_capacity = padded
+        self.padded_route = np.where(self.route >= 0, self.route, len(self.capacity))
+        self.linkless = bool((self.route < 0).all(axis=1).any()) if len(table) else False
+        ordered = np.sort(self.route, axis=1)  # no route crosses a link twice: one flow's links index once
+        self.simple = not ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any()
         self.unshared = self._never_shared()
         self.last_work = 0  # fair-share work of the last run, (route, link) entries visited
 
@@ -216,7 +222,7 @@ class _Run:
         slots = slots[(self.waiting[slots] == 0) & (self.state[slots] == 1)]
         if not len(slots):
             return
-        if len(slots) > 1:  # each once (the last of its copies)
+        if len(slots) > 2 or (len(slots) == 2 and slots[0] == slots[1]):  # each once (the last of its copies)
             self.mark[slots] = np.arange(len(slots))
             slots = slots[self.mark[slots] == np.arange(len(slots))]
         self.state[slots] = 2
@@ -235,8 +241,12 @@ class _Run:
         if self.rec is not None:
             self.rec.out[done], self.rec.arrive[done], self.rec.done[done] = out, arrive, finish
         ends = np.concatenate([s.send_slot[done], s.recv_slot[done]])
-        np.maximum.at(self.latest, ends, np.concatenate([arrive, finish]))
-        np.subtract.at(self.waiting, ends, 1)
+        if len(done) == 1 and ends[0] != ends[1]:  # the common case: two distinct slots, no ufunc.at
+            self.latest[ends] = np.maximum(self.latest[ends], np.concatenate([arrive, finish]))
+            self.waiting[ends] -= 1
+        else:
+            np.maximum.at(self.latest, ends, np.concatenate([arrive, finish]))
+            np.subtract.at(self.waiting, ends, 1)
         self._finish(ends)
 
     def _enter(self, slots: np.ndarray) -> None:
@@ -268,7 +278,10 @@ class _Run:
             return
         links = self.route[transfers]
         links = links[links >= 0]
-        np.add.at(self.usage, links, 1)
+        if len(transfers) == 1 and self.engine.simple:  # one route, each link once: no ufunc.at
+            self.usage[links] += 1
+        else:
+            np.add.at(self.usage, links, 1)
         self.active = np.concatenate([self.active, transfers])
         self.remaining = np.concatenate([self.remaining, nbytes])
         if not self.dirty and (self.usage[links] == 1).all():  # alone on their links: nobody else changes
@@ -283,7 +296,10 @@ class _Run:
         done, keep = self.active[ends], ~ends
         links = self.route[done]
         links = links[links >= 0]
-        np.subtract.at(self.usage, links, 1)
+        if len(done) == 1 and self.engine.simple:  # one route, each link once: no ufunc.at
+            self.usage[links] -= 1
+        else:
+            np.subtract.at(self.usage, links, 1)
         if (self.usage[links] != 0).any():  # they shared a link: the others' shares change
             self.dirty = True
         self.active = self.active[keep]
@@ -295,10 +311,12 @@ class _Run:
         self.work += routes.size
         if self.work > self.budget:
             raise OverBudget(f"exact timing: fair-share work passed its budget of {self.budget:.0f}")
-        valid = routes >= 0
-        flow, _ = np.nonzero(valid)
-        rate = progressive_filling(routes[valid], flow, len(self.active), self.capacity)
-        rate[~valid.any(axis=1)] = math.inf  # a route without links (no such topology yet) takes no time
+        engine = self.engine
+        if not engine.linkless:
+            return padded_filling(engine.padded_route[self.active], engine.padded_capacity)
+        linked = (routes >= 0).any(axis=1)
+        rate = np.full(len(self.active), math.inf)  # a route without links (no such topology yet) takes no time
+        rate[linked] = padded_filling(engine.padded_route[self.active[linked]], engine.padded_capacity)
         return rate
 
     def _loop(self) -> None:

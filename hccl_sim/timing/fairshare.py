@@ -43,6 +43,34 @@ def progressive_filling(link: np.ndarray, flow: np.ndarray, nflows: int, capacit
     return rate
 
 
+
+def padded_filling(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """``progressive_filling`` for routes as rows of link ids, shape (flows, hops), padded with the id
+    ``len(capacity) - 1`` of a link of infinite capacity that no flow is limited by (the exact engine's
+    form: no per-call unpacking). Every row needs at least one real link. Same rounds, same float
+    operations in the same order, so bit-identical rates."""
+    nlinks, nflows = len(capacity), len(routes)
+    cap = capacity.astype(np.float64)
+    rate = np.zeros(nflows)
+    idx = np.arange(nflows)  # the flows still unfrozen, rows of ``routes``
+    while len(routes):
+        users = np.bincount(routes.ravel(), minlength=nlinks)
+        hop_share = (cap / np.maximum(users, 1))[routes]  # read only where users > 0
+        flow_min = hop_share.min(axis=1)  # each flow's tightest share
+        not_bottleneck = np.zeros(nlinks, dtype=bool)  # links a flow crosses with a tighter share elsewhere
+        not_bottleneck[routes[hop_share > flow_min[:, None] * (1 + _REL_TOL)]] = True
+        keep = not_bottleneck[routes].all(axis=1)  # flows crossing no bottleneck link
+        if not keep.any():  # the last round: every flow freezes at its tightest share
+            rate[idx] = flow_min
+            break
+        hit = ~keep
+        rate[idx[hit]] = flow_min[hit]
+        cap = np.maximum(cap - np.bincount(routes[hit].ravel(), weights=np.repeat(flow_min[hit], routes.shape[1]),
+                                           minlength=nlinks), 0.0)
+        routes, idx = routes[keep], idx[keep]
+    return rate
+
+
 def max_min_rates(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     """Max-min fair rate of each flow, given as rows of link ids padded with -1."""
     valid = routes >= 0

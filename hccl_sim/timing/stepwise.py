@@ -73,6 +73,14 @@ class _StepRoutes:
         self.link = local[links]
         self.flow = flow
         self.capacity = capacity[ids]
+        # no link carries two of this step's flows (a ring's step): the max-min rates are each flow's
+        # tightest capacity whoever is active (what progressive filling gives in its one round; 0 without links)
+        self.unshared = bool(len(self.link) == 0 or np.bincount(self.link).max() <= 1)
+        self.alone = None
+        if self.unshared:
+            self.alone = np.full(self.nflows, math.inf)
+            np.minimum.at(self.alone, self.flow, self.capacity[self.link])
+            self.alone[np.bincount(self.flow, minlength=self.nflows) == 0] = 0.0
         self.nbytes = self.link.nbytes + self.flow.nbytes + self.latency.nbytes + self.capacity.nbytes
 
     def hops(self, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,13 +116,14 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
             joining = sending if len(starts) == 1 else sending[first_start == starts[next_start]]
             active = np.concatenate([active, joining])
             is_active[joining] = True
-            hop_link, hop_flow = routes.hops(is_active)
+            if not routes.unshared:
+                hop_link, hop_flow = routes.hops(is_active)
             next_start += 1
             continue
         if not len(active):  # idle until the next flow starts
             now = starts[next_start]
             continue
-        rate = routes.rates(hop_link, hop_flow)[active]
+        rate = routes.alone[active] if routes.unshared else routes.rates(hop_link, hop_flow)[active]
         left = remaining[active] / rate
         first = left.min()
         until = starts[next_start] if next_start < len(starts) else math.inf
@@ -128,8 +137,9 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
             remaining[active] -= rate * elapsed
             now = now + elapsed
             is_active[active[done]] = False
-            kept = is_active[hop_flow]
-            hop_link, hop_flow = hop_link[kept], hop_flow[kept]
+            if not routes.unshared:
+                kept = is_active[hop_flow]
+                hop_link, hop_flow = hop_link[kept], hop_flow[kept]
             active = active[~done]
         else:
             remaining[active] -= rate * (until - now)
