@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import bruck, dbtree, hierarchical, levels, mesh, mring, nhr, pairwise, pipeline, rhd, ring, star, tree
+from . import bruck, dbtree, gmesh, hierarchical, levels, mesh, mring, nhr, pairwise, pipeline, rhd, ring, star, tree
 from .compact import COMPACT_BUILDERS
 from .ring import segments_of
 from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds, merge_parallel, reverse_steps
@@ -54,12 +54,15 @@ class Job:
         sizes = self.blocks if self.blocks is not None else np.diff(chunk_bounds(self.count, nranks))
         return segments_of(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
 
+    def alltoall_matrix(self, nranks: int) -> np.ndarray:
+        """Elements rank i sends rank j, shape (p, p): the matrix, or equal blocks of count // p."""
+        if self.matrix is not None:
+            return np.asarray(self.matrix, dtype=np.int64).reshape(nranks, nranks)
+        return np.full((nranks, nranks), self.count // nranks, dtype=np.int64)
+
     def alltoall_blocks(self, nranks: int):
         """(send_blocks[i][j], recv_blocks[j][i]) as (offset, count), from the matrix or equal blocks."""
-        if self.matrix is not None:
-            m = np.asarray(self.matrix, dtype=np.int64).reshape(nranks, nranks)
-        else:
-            m = np.full((nranks, nranks), self.count // nranks, dtype=np.int64)
+        m = self.alltoall_matrix(nranks)
         send_off = np.cumsum(m, axis=1) - m
         recv_off = np.cumsum(m, axis=0) - m  # rank j's buffer holds what i sends, in order of i
         send = [[(int(send_off[i, j]), int(m[i, j])) for j in range(nranks)] for i in range(nranks)]
@@ -94,7 +97,7 @@ def _flat_allreduce(fn):
 
 
 def _alltoall(fn):
-    return lambda ctx, job, v: fn(_ranks(ctx), *job.alltoall_blocks(ctx.nranks))
+    return lambda ctx, job, v: fn(_ranks(ctx), job.alltoall_matrix(ctx.nranks))
 
 
 def _reduce_by_scatter(rs, gather):
@@ -196,6 +199,7 @@ BUILDERS = {
     "alltoall": {
         "pairwise": _alltoall(pairwise.alltoall),
         "mesh": _alltoall(mesh.alltoall),
+        "gmesh": lambda ctx, job, v: gmesh.alltoall(ctx, job.alltoall_matrix(ctx.nranks)),
     },
     "barrier": {
         "nb": lambda ctx, job, v: bruck.barrier(_ranks(ctx)),
@@ -259,6 +263,8 @@ FORMULAS = {
     ("gather", "ring"): "(p-1)(a + n/p b)",
     ("alltoall", "pairwise"): "(p-1)(a + n/p b)",
     ("alltoall", "mesh"): "a + n/p b on a full mesh; a + (p-1)/p n b on a switch",
+    ("alltoall", "gmesh"): "rounds of groups of G (mesh levels, else level 0): a + (G-1) n/p b, then p/G - 1 "
+                           "rounds of a + G n/p b",
     ("barrier", "nb"): "L a (dissemination)",
     ("barrier", "tree"): "2L a",
     ("barrier", "mesh"): "a",

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .schedule import Step
+from . import mesh
+from .ring import segments_of
+from .schedule import Step, chunk_bounds
 
 _RANK = np.int32  # rank ids in compact steps: half the memory of int64 at 10^6 ranks
 
@@ -285,26 +287,57 @@ def _alltoall(ctx, count, _):
     return alltoall_pairwise(ctx.nranks, count, ctx.radices, ctx.mesh_levels)
 
 
+# a mesh step holds p(p-1) transfers: above this many the full-mesh schedule is refused (memory: ~50
+# bytes a transfer), naming the forms that scale
+MESH_MAX_TRANSFERS = 1 << 23
+
+
+def _mesh(build):
+    """The full-mesh schedule (numpy-built, equal chunks) as a compact builder, refused above
+    MESH_MAX_TRANSFERS transfers a step."""
+    def compact(ctx, count, _):
+        p = ctx.nranks
+        if p * (p - 1) > MESH_MAX_TRANSFERS:
+            raise ValueError(f"mesh: {p} ranks make {p * (p - 1)} transfers a step (at most {MESH_MAX_TRANSFERS}); "
+                             "at this scale use mesh by level (hier:mesh/...) or, for all-to-all, gmesh")
+        return build(list(range(p)), count)
+    return compact
+
+
+def _gmesh(ctx, count, variant):
+    from . import gmesh  # gmesh builds on this module's compact_step
+    return gmesh.compact_alltoall(ctx, count, variant)
+
+
+def _equal_blocks(count, p):
+    return segments_of(chunk_bounds(count, p))
+
+
 COMPACT_BUILDERS = {
     "allreduce": {
         "ring": lambda ctx, count, _: ring_allreduce(_ranks(ctx), count),
         "rhd": lambda ctx, count, _: rhd_allreduce(_ranks(ctx), count),
         "nhr": lambda ctx, count, _: nhr_allreduce(_ranks(ctx), count),
         "hier": _hier,
+        "mesh": _mesh(lambda ranks, count: mesh.allreduce(ranks, count)),
     },
     "reduce_scatter": {
         "ring": lambda ctx, count, _: ring_pass(_ranks(ctx), count, True),
         "rhd": lambda ctx, count, _: rhd_reduce_scatter(_ranks(ctx), count),
         "nhr": lambda ctx, count, _: nhr_pass(_ranks(ctx), count, True),
         "hier": _hier_blocks("reduce_scatter"),  # one algorithm per level only (levels.py)
+        "mesh": _mesh(lambda ranks, count: mesh.reduce_scatter_blocks(ranks, _equal_blocks(count, len(ranks)))),
     },
     "allgather": {
         "ring": lambda ctx, count, _: ring_pass(_ranks(ctx), count, False),
         "rhd": lambda ctx, count, _: rhd_allgather(_ranks(ctx), count),
         "nhr": lambda ctx, count, _: nhr_pass(_ranks(ctx), count, False),
         "hier": _hier_blocks("allgather"),
+        "mesh": _mesh(lambda ranks, count: mesh.allgather_blocks(ranks, _equal_blocks(count, len(ranks)))),
     },
     "alltoall": {
         "pairwise": _alltoall,
+        "mesh": _mesh(lambda ranks, count: mesh.alltoall(ranks, np.full((len(ranks),) * 2, count // len(ranks)))),
+        "gmesh": _gmesh,
     },
 }

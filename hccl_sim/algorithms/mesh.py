@@ -3,27 +3,52 @@
 On a full-mesh topology each pair has its own link, so a phase costs a + (n/p) b. Cost: allgather and
 reduce-scatter a + n/p b (+ (p-1)/p n g); allreduce 2a + 2/p n b + (p-1)/p n g; broadcast (direct
 scatter, direct allgather) 2a + 2/p n b; alltoall a + n/p b with n the bytes each rank sends.
+
+A step holds p(p-1) transfers (more with multi-segment blocks), so every step is built with numpy for
+all pairs at once, with real offsets: the same schedule serves the data executors and, at any size,
+the timing engine (hundreds of ranks in milliseconds; what bounds the size is the engine's flows).
 """
+import numpy as np
+
 from .ring import segments_of
-from .schedule import SEND, StepBuilder, add_segments, chunk_bounds
+from .schedule import BUF, SEND, array_step, chunk_bounds
+
+
+def _pairs(p: int, skip_dst: int = -1):
+    """(src, dst) positions of every ordered pair i != j, src-major, leaving out dst ``skip_dst``."""
+    src, dst = np.divmod(np.arange(p * p, dtype=np.int64), p)
+    keep = (src != dst) & (dst != skip_dst)
+    return src[keep], dst[keep]
+
+
+def _segments(blocks):
+    """Flattened segments of ``blocks`` (a list of (offset, count) lists): block id, offset, count, and
+    each block's first segment index and number of segments."""
+    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+    flat = np.array([seg for b in blocks for seg in b], dtype=np.int64).reshape(-1, 2)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return flat[:, 0], flat[:, 1], first, sizes
+
+
+def _pair_step(ranks, src, dst, blocks, block_of, reduce):
+    """One step: pair (src[t], dst[t]) moves every segment of ``blocks[block_of[t]]`` (same offset on
+    both sides), pairs in the given order, segments in block order."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    off, cnt, first, sizes = _segments(blocks)
+    per_pair = sizes[block_of]
+    seg = np.repeat(first[block_of] - np.cumsum(per_pair) + per_pair, per_pair) + np.arange(int(per_pair.sum()))
+    src, dst = np.repeat(src, per_pair), np.repeat(dst, per_pair)
+    return array_step(ranks[src], ranks[dst], off[seg], off[seg], cnt[seg], reduce)
 
 
 def reduce_scatter_blocks(ranks, blocks):
-    step = StepBuilder()
-    for i, src in enumerate(ranks):
-        for j, dst in enumerate(ranks):
-            if i != j:
-                add_segments(step, src, dst, blocks[j], reduce=True)
-    return [step.build()]
+    src, dst = _pairs(len(ranks))
+    return [_pair_step(ranks, src, dst, blocks, dst, True)]
 
 
 def allgather_blocks(ranks, blocks):
-    step = StepBuilder()
-    for i, src in enumerate(ranks):
-        for j, dst in enumerate(ranks):
-            if i != j:
-                add_segments(step, src, dst, blocks[i])
-    return [step.build()]
+    src, dst = _pairs(len(ranks))
+    return [_pair_step(ranks, src, dst, blocks, src, False)]
 
 
 def allreduce(ranks, count, offset=0):
@@ -34,44 +59,35 @@ def allreduce(ranks, count, offset=0):
 def broadcast(ranks, count, offset=0, root_pos=0):
     """The root hands chunk j to rank j, then every rank (the root with its own chunk) sends its chunk
     to all but the root."""
-    blocks = segments_of(chunk_bounds(count, len(ranks)), offset)
-    scatter = StepBuilder()
-    for j, dst in enumerate(ranks):
-        if j != root_pos:
-            add_segments(scatter, ranks[root_pos], dst, blocks[j])
-    gather = StepBuilder()
-    for i, src in enumerate(ranks):
-        for j, dst in enumerate(ranks):
-            if i != j and j != root_pos:
-                add_segments(gather, src, dst, blocks[i])
-    return [scatter.build(), gather.build()]
+    p = len(ranks)
+    blocks = segments_of(chunk_bounds(count, p), offset)
+    others = np.array([j for j in range(p) if j != root_pos], dtype=np.int64)
+    scatter = _pair_step(ranks, np.full(len(others), root_pos), others, blocks, others, False)
+    src, dst = _pairs(p, skip_dst=root_pos)
+    return [scatter, _pair_step(ranks, src, dst, blocks, src, False)]
 
 
 def reduce(ranks, count, offset=0, root_pos=0):
     """Direct reduce-scatter, then every rank sends its reduced chunk to the root."""
-    blocks = segments_of(chunk_bounds(count, len(ranks)), offset)
-    gather = StepBuilder()
-    for i, src in enumerate(ranks):
-        if i != root_pos:
-            add_segments(gather, src, ranks[root_pos], blocks[i])
-    return reduce_scatter_blocks(ranks, blocks) + [gather.build()]
+    p = len(ranks)
+    blocks = segments_of(chunk_bounds(count, p), offset)
+    others = np.array([i for i in range(p) if i != root_pos], dtype=np.int64)
+    gather = _pair_step(ranks, others, np.full(len(others), root_pos), blocks, others, False)
+    return reduce_scatter_blocks(ranks, blocks) + [gather]
 
 
-def alltoall(ranks, send_blocks, recv_blocks):
-    """``send_blocks[i][j]``: segment of rank i's input for rank j; ``recv_blocks[j][i]``: where it lands."""
-    step = StepBuilder()
-    for i, src in enumerate(ranks):
-        for j, dst in enumerate(ranks):
-            if i != j:
-                (so, c), (do, _) = send_blocks[i][j], recv_blocks[j][i]
-                step.add(src, dst, so, do, c, src_buf=SEND)
-    return [step.build()]
+def alltoall(ranks, matrix):
+    """``matrix[i, j]``: elements rank i sends rank j (p x p numpy array); rank i's input holds its
+    blocks in order of j, rank j's output what it receives in order of i."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    src, dst = _pairs(len(ranks))
+    send_off, recv_off = np.cumsum(matrix, axis=1) - matrix, np.cumsum(matrix, axis=0) - matrix
+    return [array_step(ranks[src], ranks[dst], send_off[src, dst], recv_off[src, dst], matrix[src, dst],
+                       False, src_buf=SEND)]
 
 
 def barrier(ranks):
-    step = StepBuilder()
-    for src in ranks:
-        for dst in ranks:
-            if src != dst:
-                step.add(src, dst, 0, 0, 0)
-    return [step.build()]
+    src, dst = _pairs(len(ranks))
+    ranks = np.asarray(ranks, dtype=np.int64)
+    zero = np.zeros(len(src), dtype=np.int64)
+    return [array_step(ranks[src], ranks[dst], zero, zero, zero, False)]

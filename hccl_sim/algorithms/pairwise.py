@@ -2,17 +2,21 @@
 
 Cost: (p-1)(a + n/p b), n the bytes each rank sends (equal blocks).
 """
-from .schedule import SEND, StepBuilder
+import numpy as np
+
+from .schedule import SEND, array_step
 
 
-def alltoall(ranks, send_blocks, recv_blocks):
-    """``send_blocks[i][j]`` = (offset, count) in rank i's input; ``recv_blocks[j][i]`` its place at rank j."""
-    p, steps = len(ranks), []
+def alltoall(ranks, matrix):
+    """``matrix[i, j]``: elements rank i sends rank j (p x p numpy array); rank i's input holds its
+    blocks in order of j, rank j's output what it receives in order of i."""
+    ranks = np.asarray(ranks, dtype=np.int64)
+    p = len(ranks)
+    send_off, recv_off = np.cumsum(matrix, axis=1) - matrix, np.cumsum(matrix, axis=0) - matrix
+    src = np.arange(p)
+    steps = []
     for k in range(1, p):
-        step = StepBuilder()
-        for i in range(p):
-            j = (i + k) % p
-            (so, c), (do, _) = send_blocks[i][j], recv_blocks[j][i]
-            step.add(ranks[i], ranks[j], so, do, c, src_buf=SEND)
-        steps.append(step.build())
+        dst = (src + k) % p
+        steps.append(array_step(ranks[src], ranks[dst], send_off[src, dst], recv_off[src, dst], matrix[src, dst],
+                                False, src_buf=SEND))
     return steps

@@ -58,6 +58,15 @@ class StepBuilder:
         return Step(*(np.asarray(c, dtype=t) for c, t in zip(cols, types)))
 
 
+def array_step(src, dst, src_off, dst_off, count, reduce, src_buf=BUF, dst_buf=BUF) -> Step:
+    """A step from per-transfer arrays (numpy-built schedules); ``reduce`` and the buffers one for all."""
+    n = len(src)
+    return Step(np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), np.full(n, src_buf, dtype=np.int8),
+                np.asarray(src_off, dtype=np.int64), np.full(n, dst_buf, dtype=np.int8),
+                np.asarray(dst_off, dtype=np.int64), np.asarray(count, dtype=np.int64),
+                np.full(n, bool(reduce), dtype=bool))
+
+
 @dataclass
 class Schedule:
     """A collective algorithm's plan for ``nranks`` participants over ``count`` elements."""

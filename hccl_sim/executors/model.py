@@ -9,6 +9,7 @@ import numpy as np
 
 from ..algorithms import Context, algorithms_for, build_schedule, levels, selection, split_algo
 from ..algorithms.compact import COMPACT_BUILDERS
+from ..algorithms.gmesh import grid as gmesh_grid
 from ..algorithms.multipath import split_multipath
 from ..timing import TimingModel, TimingResult
 from ..topology import Placement, Topology, load_topology
@@ -24,11 +25,9 @@ def server_groups(topology: Topology, npus) -> tuple[tuple[int, ...], ...]:
 
 # Communicators above this size get compact (timing-only, numpy-built) schedules; MPI runs stay far below.
 COMPACT_RANKS = 1024
-# Above this size auto leaves full-mesh out: HCCL runs it within a server or board, and p(p-1) concurrent
-# transfers in one step make its fair-share timing slow. ``algo="mesh"`` still runs it.
-MESH_AUTO_RANKS = 64
-# auto leaves out per-level forms whose full-mesh steps hold more transfers than this: each is a flow
-# the stepwise engine times (524,288 ranks: 7.3 M a step, minutes); ``algo="hier:mesh/..."`` still runs.
+# auto leaves out full-mesh forms (mesh, gmesh, mesh levels of hier) whose steps hold more transfers
+# than this: each is a flow the stepwise engine times (524,288 ranks by level: 7.3 M a step, minutes;
+# flat mesh above ~1,450 ranks); an explicit ``algo=`` still runs them.
 MESH_PHASE_FLOWS = 1 << 21
 # Above this size an algorithm with no compact schedule is refused rather than written out transfer by transfer.
 FULL_SCHEDULE_RANKS = 1 << 16
@@ -83,12 +82,20 @@ class NetworkModel:
         # mring: on a full mesh the mesh algorithm moves the same bytes over all links in 2 steps, so
         # multi-ring never wins here, and its phi(p) rings make every auto call slower to time
         names = [n for n in algorithms_for(collective) if (n != "hier" or self.hierarchical) and n != "mring"]
-        if self.nranks > MESH_AUTO_RANKS and not self.context.compact:
-            names = [n for n in names if n != "mesh"]
+        flows = self.mesh_flows  # gmesh only where the grid has two or more groups (else it is mesh)
+        names = [n for n in names if flows.get(n, 0) <= MESH_PHASE_FLOWS and (n != "gmesh" or n in flows)]
         if self.context.compact:  # at scale only the algorithms with compact schedules
             names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})
                      and (n != "hier" or collective == "allreduce")]  # others: hier by level only
         return names + self.level_variants(collective)
+
+    @property
+    def mesh_flows(self) -> dict[str, int]:
+        """Transfers in the largest step of the full-mesh algorithms: mesh p(p-1); gmesh p G (G its group,
+        algorithms/gmesh.py), listed only where the rank grid has two or more groups."""
+        p = self.nranks
+        group = gmesh_grid(self.context)[0]
+        return {"mesh": p * (p - 1), **({"gmesh": p * group} if group < p else {})}
 
     def level_variants(self, collective: str) -> list[str]:
         """``hier`` with one algorithm per level of the rank grid (algorithms/levels.py): mesh on the
