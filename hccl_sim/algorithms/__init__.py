@@ -108,17 +108,14 @@ def _reduce_by_scatter(rs, gather):
     return build
 
 
-def _hier(fn, default, by_level=None):
+def _hier(fn, default, by_level):
     """``hier:A/B`` on server groups (HCCL's level0/level1), or ``hier:A0/A1/...`` with one algorithm
     per level of the rank grid (levels.py) when the names match the levels the ranks span."""
     def build(ctx, job, v):
         names = v.split("/") if v else []
-        if by_level is not None and levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
+        if levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
             return by_level(ctx, job, names)
         if len(names) > 2:
-            if by_level is None:
-                raise ValueError(f"hier:{v}: this collective composes two levels (hier:INTRA/INTER); one algorithm "
-                                 f"per level (3 or more) exists for {', '.join(levels.COLLECTIVES)}")
             levels.check_names(ctx, names, "hier")
         return fn(ctx, job, *_hier_levels(v, default))
     return build
@@ -126,7 +123,27 @@ def _hier(fn, default, by_level=None):
 
 # hier's default level algorithms, "INTRA/INTER", per collective (HCCL's level0/level1)
 HIER_DEFAULTS = {"allreduce": "ring/ring", "allgather": "ring/ring", "reduce_scatter": "ring/ring",
-                 "broadcast": "ring/tree"}
+                 "broadcast": "ring/tree", "reduce": "ring/ring"}
+
+
+def _hier_broadcast(ctx, job, intra, inter):
+    return hierarchical.broadcast(ctx.groups, job.count, job.root, intra, inter)
+
+
+def _broadcast_by_level(ctx, job, names):
+    """Scatter down, allgather up by level; two names that are not allgather algorithms (``ring/tree``:
+    a broadcast across servers) keep the two-level form on server groups."""
+    if len(names) == 2 and not all(n in hierarchical.ALLGATHER for n in names):
+        return _hier_broadcast(ctx, job, *names)
+    return levels.broadcast(ctx, job.count, job.root, names)
+
+
+def _hier_reduce(ctx, job, intra, inter):
+    """Two-level reduce on server groups: the hierarchical reduce-scatter of p chunks, then a binomial
+    gather of them to the root."""
+    blocks = segments_of(chunk_bounds(job.count, ctx.nranks))
+    return (hierarchical.reduce_scatter_blocks(ctx.groups, blocks, intra, inter)
+            + tree.gather_blocks(_ranks(ctx), blocks, job.root))
 
 # collective -> algorithm name -> builder(ctx, job, variant) -> list of steps
 BUILDERS = {
@@ -175,8 +192,7 @@ BUILDERS = {
         "mesh": _rooted(mesh.broadcast),
         "star": _rooted(star.broadcast),
         "pipeline": lambda ctx, job, v: pipeline.broadcast(_ranks(ctx), job.count, 0, job.root, v),
-        "hier": _hier(lambda ctx, job, a, b: hierarchical.broadcast(ctx.groups, job.count, job.root, a, b),
-                      HIER_DEFAULTS["broadcast"]),
+        "hier": _hier(_hier_broadcast, HIER_DEFAULTS["broadcast"], _broadcast_by_level),
     },
     "reduce": {
         "tree": _rooted(tree.reduce),
@@ -184,6 +200,8 @@ BUILDERS = {
         "mesh": _rooted(mesh.reduce),
         "star": _rooted(star.reduce),
         "pipeline": lambda ctx, job, v: pipeline.reduce(_ranks(ctx), job.count, 0, job.root, v),
+        "hier": _hier(_hier_reduce, HIER_DEFAULTS["reduce"],
+                      lambda ctx, job, names: levels.reduce(ctx, job.count, job.root, names)),
     },
     "scatter": {
         "star": _rooted_blocked(star.scatter_blocks),
@@ -249,12 +267,14 @@ FORMULAS = {
     ("broadcast", "mesh"): "direct scatter + direct allgather: 2a + 2/p n b on a full mesh",
     ("broadcast", "star"): "a + (p-1) n b on a switch",
     ("broadcast", "pipeline"): "(K+p-2)(a + n/K b)",
-    ("broadcast", "hier"): "intra scatter + inter broadcast of n/m + intra allgather",
+    ("broadcast", "hier"): "intra scatter + inter broadcast of n/m + intra allgather; hier:A0/A1/..: scatter down "
+                           "the levels, AG up",
     ("reduce", "tree"): "L(a + n b + n g)",
     ("reduce", "ring"): "ring RS + binomial gather: (p-1+L)a + 2(p-1)/p n b + (p-1)/p n g",
     ("reduce", "mesh"): "direct RS + direct gather: 2a + 2/p n b + (p-1)/p n g on a full mesh",
     ("reduce", "star"): "a + (p-1) n (b + g) on a switch",
     ("reduce", "pipeline"): "(K+p-2)(a + n/K b + n/K g)",
+    ("reduce", "hier"): "hierarchical RS + binomial gather; hier:A0/A1/..: RS down each level, gather up the levels",
     ("scatter", "star"): "a + (p-1)/p n b",
     ("scatter", "tree"): "L a + (p-1)/p n b",
     ("scatter", "ring"): "(p-1)(a + n/p b)",

@@ -7,6 +7,8 @@ the network model sets it when the placement is linear and the ranks fill whole 
 reduce-scatters down the levels (each level splits the segment it holds among the members of its
 group), allreduces the last segment across the top level, and allgathers back up. Reduce-scatter is
 the first half with a reduce-scatter at the top, allgather the second with an allgather there.
+Broadcast scatters the root's chunks down the levels then allgathers up; reduce reduce-scatters down
+then gathers up to the root (HCCL's scatter + allgather and reduce-scatter + gather, by level).
 
 Full-mesh levels at the bottom that all run ``mesh`` go at once, so every link of an nD full mesh
 carries data together (UB-Mesh's concurrent dimensions): the buffer is split into parts, and each
@@ -31,14 +33,15 @@ import numpy as np
 from . import compact as cp
 from .hierarchical import ALLGATHER, INTER, REDUCE_SCATTER
 from .ring import segments_of
-from .schedule import Step, chunk_bounds, merge_parallel, reverse_steps
+from .schedule import Step, array_step, chunk_bounds, merge_parallel, reverse_steps
 
 # compact (timing-only) forms per level: (reduce-scatter, allgather) passes and top allreduce over columns
 COMPACT_PASSES = {"ring": (lambda r, c: cp.ring_pass(r, c, True), lambda r, c: cp.ring_pass(r, c, False)),
                   "rhd": (cp.rhd_reduce_scatter, cp.rhd_allgather),
                   "nhr": (lambda r, c: cp.nhr_pass(r, c, True), lambda r, c: cp.nhr_pass(r, c, False))}
 COMPACT_ALLREDUCE = cp.INTER_ALLREDUCE
-COLLECTIVES = ("allreduce", "reduce_scatter", "allgather")  # the collectives with an N-level form here
+# the collectives with an N-level form here (broadcast and reduce: full schedules only, not at compact scale)
+COLLECTIVES = ("allreduce", "reduce_scatter", "allgather", "broadcast", "reduce")
 
 
 def grid_levels(radices) -> list[int]:
@@ -341,3 +344,38 @@ def allgather_blocks(ctx, blocks, names):
     """The reduce-scatter's transfers reversed, as copies: rank r's block r goes back down every
     reduction tree, so each rank ends with every block."""
     return reverse_steps(reduce_scatter_blocks(ctx, blocks, names), reduce=False)
+
+
+def _scatter_down(ctx, bounds, root):
+    """The root's blocks down the spanned levels, top level first (HCCL's scatter before an allgather):
+    at level d each rank holding its subtree's blocks sends every other member of its level-d group the
+    blocks of that member's subtree (the ranks sharing its coordinates from level d up: a contiguous
+    range of blocks, one transfer). One step per level; afterwards rank r holds block r."""
+    grid = _Grid(ctx.radices)
+    holders, steps = np.array([root], np.int64), []
+    for d in reversed(grid_levels(ctx.radices)):
+        s, stride = grid.radices[d], int(grid.strides[d])
+        c = (holders // stride) % s
+        dst = (holders[:, None] + (np.arange(s, dtype=np.int64)[None, :] - c[:, None]) * stride).ravel()
+        src = np.repeat(holders, s)
+        base = dst - dst % stride
+        off, cnt = bounds[base], bounds[base + stride] - bounds[base]
+        keep = (dst != src) & (cnt > 0)
+        steps.append(array_step(src[keep], dst[keep], off[keep], off[keep], cnt[keep], False))
+        holders = dst
+    return [step for step in steps if len(step)]
+
+
+def broadcast(ctx, count, root, names):
+    """Scatter down the levels from the root, then the N-level allgather up (``names`` its level
+    algorithms): HCCL's broadcast as scatter + allgather, by level."""
+    bounds = chunk_bounds(count, ctx.nranks)
+    return _scatter_down(ctx, bounds, root) + allgather_blocks(ctx, segments_of(bounds), names)
+
+
+def reduce(ctx, count, root, names):
+    """The N-level reduce-scatter (``names`` its level algorithms), then the scatter's transfers reversed:
+    a gather up the levels to the root."""
+    bounds = chunk_bounds(count, ctx.nranks)
+    return (reduce_scatter_blocks(ctx, segments_of(bounds), names)
+            + reverse_steps(_scatter_down(ctx, bounds, root), reduce=False))

@@ -104,7 +104,8 @@ class NetworkModel:
         ranks span one level."""
         ctx = self.context
         spanned = levels.grid_levels(ctx.radices)
-        if collective not in levels.COLLECTIVES or len(spanned) < 2:
+        if collective not in levels.COLLECTIVES or len(spanned) < 2 or \
+                (ctx.compact and "hier" not in COMPACT_BUILDERS.get(collective, {})):
             return []
         mesh = [lvl < ctx.mesh_levels for lvl in spanned]
         if self.nranks * sum(ctx.radices[lvl] - 1 for lvl, m in zip(spanned, mesh) if m) > MESH_PHASE_FLOWS:

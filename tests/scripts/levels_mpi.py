@@ -42,3 +42,19 @@ if not all(MPI.COMM_WORLD.allgather(ok)):
     sys.exit(1)
 if r == 0:
     print(f"OK gmesh {record.time!r}", flush=True)
+
+# broadcast and reduce by level: scatter down / allgather up, reduce-scatter down / gather up
+for coll, algo, root in (("broadcast", "hier:mesh/mesh/rhd", 5), ("reduce", "hier:mesh/mesh/ring", 14)):
+    x = (torch.arange(101) % 7 + r).to(torch.float64)
+    expected = (torch.arange(101) % 7 + root).to(torch.float64) if coll == "broadcast" else \
+        sum((torch.arange(101) % 7 + q).to(torch.float64) for q in range(p))
+    comm.sync_clocks()
+    record = (comm.broadcast(x, root=root, algo=algo) if coll == "broadcast"
+              else comm.reduce(x, root=root, op="sum", algo=algo))
+    predicted = hccl_sim.predict(coll, 101, p, topology=TOPOLOGY, algo=algo, dtype=torch.float64, root=root).time
+    ok = (r != root and coll == "reduce" or torch.equal(x, expected)) and record.time == predicted
+    if not all(MPI.COMM_WORLD.allgather(ok)):
+        print(f"FAIL {coll} {algo} {record.time} {predicted} rank {r}", flush=True)
+        sys.exit(1)
+    if r == 0:
+        print(f"OK {coll} {algo} {record.time!r}", flush=True)
