@@ -170,6 +170,21 @@ def _missing_rank(dist, hccl_torch):
             dist.all_reduce(torch.ones(4), group=group)
 
 
+def _lost_peer(dist, hccl_torch, gloo):
+    """A peer whose process died is reported at once as a lost connection naming it, not as a timeout."""
+    import time
+
+    group = dist.new_group(backend="hccl_sim", pg_options=hccl_torch.Options(timeout=60))
+    dist.barrier(group=gloo)
+    if dist.get_rank() == 1:
+        os._exit(0)
+    start = time.monotonic()
+    with pytest.raises(hccl_torch.DistCollectiveError, match=r"lost the connection to rank\(s\) 1 \(gloo error") as info:
+        dist.all_reduce(torch.ones(4), group=group)
+    assert not isinstance(info.value, TimeoutError) and "timed out" not in str(info.value)
+    assert time.monotonic() - start < 30
+
+
 def _rank(rank, size, path):
     os.environ.pop("PMI_RANK", None)
     import torch.distributed as dist
@@ -184,7 +199,7 @@ def _rank(rank, size, path):
     _same_as_gloo(dist, gloo)
     _overlap(dist, hccl_torch, hccl_sim)
     _missing_rank(dist, hccl_torch)
-    dist.barrier(group=gloo)
+    _lost_peer(dist, hccl_torch, gloo)  # rank 1 exits here
     os._exit(0)  # rank 0's timed-out receive is still posted in gloo
 
 
