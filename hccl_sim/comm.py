@@ -33,10 +33,16 @@ class CallRecord:
     start: float  # this rank's clock on entry
     end: float  # this rank's clock on exit
     time: float  # the collective's span: last rank out minus first rank in
+    last_in: float | None = None  # the latest rank's clock on entry (None: not known, point to point)
 
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+    @property
+    def wait(self) -> float:
+        """Seconds of ``duration`` this rank waited for the last rank to enter (the ranks' skew)."""
+        return 0.0 if self.last_in is None else min(max(self.last_in - self.start, 0.0), self.duration)
 
 
 # the header every rank contributes on entry: its clock, and what it is calling, for the consistency check
@@ -247,7 +253,7 @@ class Communicator:
         self.last_timing = timing
         nbytes = count * itemsize if matrix is None else int(sum(matrix[self.rank])) * itemsize
         self.last = CallRecord(collective, resolved, count, DTYPE_NAMES.get(dtype, "none"), op, nbytes,
-                               float(entry[self.rank]), self.clock, timing.time)
+                               float(entry[self.rank]), self.clock, timing.time, float(entry.max()))
         return self.last
 
     def _check(self, collective, output, input, op, root, counts, recv_counts):
