@@ -229,7 +229,18 @@ def as_transport(comm=None) -> Transport:
     return comm if isinstance(comm, Transport) else MPITransport(comm)
 
 
+_MPI_LAUNCH_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALRANKID")
+
+
 def under_mpirun() -> bool:
-    """Whether this process was started by an MPI launcher (MPICH/Hydra, Open MPI, PMIx, Intel MPI)."""
-    return any(os.environ.get(v) for v in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
-                                            "MPI_LOCALRANKID"))
+    """Whether this process was started by an MPI launcher (MPICH/Hydra, Open MPI, PMIx, Intel MPI).
+
+    Raises RuntimeError when torchrun (its TORCHELASTIC_* variables) runs under an MPI launcher too: each
+    torchrun would make its own torch job, and MPI cannot initialise in torchrun's children (MPICH's
+    PMI connection belongs to torchrun), so the user must pick one launcher."""
+    mpi = [v for v in _MPI_LAUNCH_VARIABLES if os.environ.get(v)]
+    elastic = sorted((v for v in os.environ if v.startswith("TORCHELASTIC_")), key=lambda v: v != "TORCHELASTIC_RUN_ID")
+    if mpi and elastic:
+        raise RuntimeError(f"hccl_sim: started by torchrun ({elastic[0]}) under an MPI launcher ({mpi[0]}); pick "
+                           f"one launcher: `torchrun --nproc-per-node N script.py` or `mpirun -n N python script.py`")
+    return bool(mpi)
