@@ -33,16 +33,11 @@ class CallRecord:
     start: float  # this rank's clock on entry
     end: float  # this rank's clock on exit
     time: float  # the collective's span: last rank out minus first rank in
-    last_in: float | None = None  # the latest rank's clock on entry (None: not known, point to point)
+    wait: float = 0.0  # seconds of the duration due to other ranks entering later (the ranks' skew)
 
     @property
     def duration(self) -> float:
         return self.end - self.start
-
-    @property
-    def wait(self) -> float:
-        """Seconds of ``duration`` this rank waited for the last rank to enter (the ranks' skew)."""
-        return 0.0 if self.last_in is None else min(max(self.last_in - self.start, 0.0), self.duration)
 
 
 # the header every rank contributes on entry: its clock, and what it is calling, for the consistency check
@@ -253,8 +248,18 @@ class Communicator:
         self.last_timing = timing
         nbytes = count * itemsize if matrix is None else int(sum(matrix[self.rank])) * itemsize
         self.last = CallRecord(collective, resolved, count, DTYPE_NAMES.get(dtype, "none"), op, nbytes,
-                               float(entry[self.rank]), self.clock, timing.time, float(entry.max()))
+                               float(entry[self.rank]), self.clock, timing.time,
+                               self._skew_wait(schedule, itemsize, entry, timing))
         return self.last
+
+    def _skew_wait(self, schedule, itemsize: int, entry, timing) -> float:
+        """Seconds of this rank's time in the call due to other ranks entering later: its duration minus
+        the duration with every rank entering together (0 when they did; deterministic, from the model)."""
+        if entry.max() == entry.min():
+            return 0.0
+        duration = float(timing.exit[self.rank] - entry[self.rank])
+        aligned = float(self.model.timing.run(schedule, itemsize).exit[self.rank])
+        return min(max(duration - aligned, 0.0), duration)
 
     def _check(self, collective, output, input, op, root, counts, recv_counts):
         """(error message or "", working element count, dtype) of this rank's arguments."""
