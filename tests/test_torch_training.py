@@ -78,7 +78,7 @@ def test_torchrun_under_mpirun_is_one_clear_error():
     code = ("import sys, torch.distributed as dist, hccl_sim.torch\n"
             "try:\n    dist.init_process_group('hccl_sim')\n"
             "except RuntimeError as exc:\n    print(exc, 'mpi4py.MPI' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert proc.stdout.strip() == ("hccl_sim: started by torchrun (TORCHELASTIC_RUN_ID) under an MPI launcher "
                                    "(PMI_RANK); pick one launcher: `torchrun --nproc-per-node N script.py` or "
                                    "`mpirun -n N python script.py` False"), proc.stdout + proc.stderr
