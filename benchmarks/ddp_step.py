@@ -77,12 +77,13 @@ def main(argv=None) -> int:
     ratio = medians["hccl_sim"] / medians["gloo"]
     modeled = hccl_torch.report()["steps"][args.warmup:]
     overlapped = statistics.mean(s["time"] for s in modeled)
-    serial = statistics.mean(s["compute"] + s["comm"] for s in modeled)
+    serial = statistics.mean(s["compute"] + s["comm"] + s["wait"] for s in modeled)
     if rank == 0:
         row = dict(ranks=world, params=nparams, grad_bytes=nparams * 4, batch=args.batch, steps=args.steps,
                    hccl_sim_ms=medians["hccl_sim"] * 1e3, gloo_ms=medians["gloo"] * 1e3, ratio=ratio,
                    max_parameter_difference=diff,
                    modeled_comm_us_per_step=statistics.mean(s["comm"] for s in modeled) * 1e6,
+                   modeled_wait_us_per_step=statistics.mean(s["wait"] for s in modeled) * 1e6,
                    modeled_step_us=overlapped * 1e6, modeled_step_no_overlap_us=serial * 1e6)
         if args.format == "json":
             print(json.dumps(row))
@@ -95,7 +96,8 @@ def main(argv=None) -> int:
             print(f"ratio hccl_sim/gloo: {ratio:.2f} (target <= 1.3); max parameter difference: {diff:.2g}")
             print(f"modeled step (rank 0, mean): {overlapped * 1e6:.1f} us with overlap, {serial * 1e6:.1f} us "
                   f"without (compute {statistics.mean(s['compute'] for s in modeled) * 1e6:.1f} us + "
-                  f"communication {statistics.mean(s['comm'] for s in modeled) * 1e6:.1f} us)")
+                  f"communication {statistics.mean(s['comm'] for s in modeled) * 1e6:.1f} us + waiting for other "
+                  f"ranks {statistics.mean(s['wait'] for s in modeled) * 1e6:.1f} us)")
     dist.destroy_process_group()
     return 0
 

@@ -33,6 +33,7 @@ class CallRecord:
     start: float  # this rank's clock on entry
     end: float  # this rank's clock on exit
     time: float  # the collective's span: last rank out minus first rank in
+    wait: float = 0.0  # seconds of the duration due to other ranks entering later (the ranks' skew)
 
     @property
     def duration(self) -> float:
@@ -247,8 +248,18 @@ class Communicator:
         self.last_timing = timing
         nbytes = count * itemsize if matrix is None else int(sum(matrix[self.rank])) * itemsize
         self.last = CallRecord(collective, resolved, count, DTYPE_NAMES.get(dtype, "none"), op, nbytes,
-                               float(entry[self.rank]), self.clock, timing.time)
+                               float(entry[self.rank]), self.clock, timing.time,
+                               self._skew_wait(schedule, itemsize, entry, timing))
         return self.last
+
+    def _skew_wait(self, schedule, itemsize: int, entry, timing) -> float:
+        """Seconds of this rank's time in the call due to other ranks entering later: its duration minus
+        the duration with every rank entering together (0 when they did; deterministic, from the model)."""
+        if entry.max() == entry.min():
+            return 0.0
+        duration = float(timing.exit[self.rank] - entry[self.rank])
+        aligned = float(self.model.timing.run(schedule, itemsize).exit[self.rank])
+        return min(max(duration - aligned, 0.0), duration)
 
     def _check(self, collective, output, input, op, root, counts, recv_counts):
         """(error message or "", working element count, dtype) of this rank's arguments."""

@@ -12,19 +12,24 @@ import torch.multiprocessing as mp
 
 
 
+def _enter_together(dist, hccl_torch):
+    """Set every rank's compute clock and stream to the latest rank's (so the next call has no skew)."""
+    tl = hccl_torch.timeline()
+    hccl_torch.synchronize()
+    sync = torch.tensor([max(tl.clock, tl.stream)], dtype=torch.float64)
+    dist.all_reduce(sync, op=dist.ReduceOp.MAX, group=_overlap.gloo)
+    tl.clock = tl.stream = sync.item()
+
+
 def _overlap(dist, hccl_torch, hccl_sim):
     """Compute C with an async allreduce of duration A issued at its start: max(C, A); blocking: C + A."""
-    tl = hccl_torch.timeline()
     hccl_torch.configure(compute="none")
     n = 1 << 16
     comm = hccl_torch.communicator()
     a = hccl_sim.predict("allreduce", count=n, nranks=dist.get_world_size(), topology=comm.topology,
                          algo=comm.algo).time
     for c in (a / 2, 3 * a):
-        hccl_torch.synchronize()
-        sync = torch.tensor([max(tl.clock, tl.stream)], dtype=torch.float64)
-        dist.all_reduce(sync, op=dist.ReduceOp.MAX, group=_overlap.gloo)
-        tl.clock = tl.stream = sync.item()  # every rank enters together
+        _enter_together(dist, hccl_torch)
         with hccl_torch.step("blocking") as blocking:
             dist.all_reduce(torch.ones(n))
             hccl_torch.advance(c)
@@ -44,6 +49,33 @@ def _overlap(dist, hccl_torch, hccl_sim):
         for w in works:
             w.wait()
     assert stream.time == pytest.approx(2 * a, rel=1e-6)
+
+
+def _blocking_and_skew(dist, hccl_torch, hccl_sim):
+    """A blocking call never overlaps (in every compute mode); waiting for a slower rank is reported as
+    ``wait``, apart from the collective's own modeled time."""
+    n, rank = 1 << 12, dist.get_rank()
+    comm = hccl_torch.communicator()
+    a = hccl_sim.predict("allreduce", count=n, nranks=dist.get_world_size(), topology=comm.topology,
+                         algo=comm.algo).time
+    for mode in ("host", "flops:1e12", "none"):
+        hccl_torch.configure(compute=mode)
+        with hccl_torch.step("blocking") as blocking:
+            x = torch.ones(64, 64)
+            x @ x
+            dist.all_reduce(torch.ones(n))
+            x @ x
+        assert blocking.overlap_share == 0.0 and blocking.exposed == blocking.comm, (mode, blocking)
+    hccl_torch.configure(compute="none")
+    _enter_together(dist, hccl_torch)
+    skew = 1e-3
+    with hccl_torch.step("skewed") as skewed:
+        hccl_torch.advance(skew if rank == 1 else 0.0)  # rank 1 is late by `skew`
+        dist.all_reduce(torch.ones(n))
+    assert skewed.kinds["allreduce"].wait == skewed.wait == hccl_torch.report()["steps"][-1]["wait"]
+    assert skewed.wait == pytest.approx(skew if rank == 0 else 0.0, rel=1e-9, abs=1e-15), skewed
+    assert skewed.comm == pytest.approx(a, rel=1e-9), (skewed, a)  # the collective's own time, skew or not
+    assert skewed.time == pytest.approx(skew + a, rel=1e-9) and skewed.overlap_share == 0.0
 
 
 def _same_as_gloo(dist, gloo):
@@ -170,6 +202,21 @@ def _missing_rank(dist, hccl_torch):
             dist.all_reduce(torch.ones(4), group=group)
 
 
+def _lost_peer(dist, hccl_torch, gloo):
+    """A peer whose process died is reported at once as a lost connection naming it, not as a timeout."""
+    import time
+
+    group = dist.new_group(backend="hccl_sim", pg_options=hccl_torch.Options(timeout=60))
+    dist.barrier(group=gloo)
+    if dist.get_rank() == 1:
+        os._exit(0)
+    start = time.monotonic()
+    with pytest.raises(hccl_torch.DistCollectiveError, match=r"lost the connection to rank\(s\) 1 \(gloo error") as info:
+        dist.all_reduce(torch.ones(4), group=group)
+    assert not isinstance(info.value, TimeoutError) and "timed out" not in str(info.value)
+    assert time.monotonic() - start < 30
+
+
 def _rank(rank, size, path):
     os.environ.pop("PMI_RANK", None)
     import torch.distributed as dist
@@ -183,8 +230,9 @@ def _rank(rank, size, path):
     _edge_calls(dist)
     _same_as_gloo(dist, gloo)
     _overlap(dist, hccl_torch, hccl_sim)
+    _blocking_and_skew(dist, hccl_torch, hccl_sim)
     _missing_rank(dist, hccl_torch)
-    dist.barrier(group=gloo)
+    _lost_peer(dist, hccl_torch, gloo)  # rank 1 exits here
     os._exit(0)  # rank 0's timed-out receive is still posted in gloo
 
 

@@ -70,6 +70,20 @@ def test_torchrun_ddp_over_gloo_transport():
     assert out.count(": OK") == 2 and "overlapped" in out, out[-4000:]
 
 
+def test_torchrun_under_mpirun_is_one_clear_error():
+    """torchrun's variables with an MPI launcher's (`mpirun -n 2 torchrun ...`): one line naming both,
+    before MPI initialises (MPICH's PMI errors otherwise)."""
+    env = {**os.environ, "TORCHELASTIC_RUN_ID": "none", "PMI_RANK": "0", "PMI_SIZE": "1", "RANK": "0",
+           "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    code = ("import sys, torch.distributed as dist, hccl_sim.torch\n"
+            "try:\n    dist.init_process_group('hccl_sim')\n"
+            "except RuntimeError as exc:\n    print(exc, 'mpi4py.MPI' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert proc.stdout.strip() == ("hccl_sim: started by torchrun (TORCHELASTIC_RUN_ID) under an MPI launcher "
+                                   "(PMI_RANK); pick one launcher: `torchrun --nproc-per-node N script.py` or "
+                                   "`mpirun -n N python script.py` False"), proc.stdout + proc.stderr
+
+
 def test_mpirun_with_master_address_but_no_rank():
     """Cluster shells export MASTER_ADDR/MASTER_PORT; without RANK, init uses MPI's rendezvous."""
     env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}

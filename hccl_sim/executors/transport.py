@@ -152,6 +152,8 @@ class GlooTransport(Transport):
         return self.pg.recv([self._tensor(buf)], peer, tag)
 
     def wait_all(self, requests, peers, timeout, what, notices=None):
+        """gloo ends a wait early when a peer's connection breaks (its process died): that is raised as a
+        CollectiveError naming the rank and gloo's error, a CollectiveTimeout only when time ran out."""
         if notices is not None:
             notices.check()
         deadline = time.monotonic() + timeout
@@ -159,21 +161,27 @@ class GlooTransport(Transport):
             try:
                 work.wait(timedelta(seconds=max(deadline - time.monotonic(), 1e-3)))
             except RuntimeError as exc:
-                missing = {peers[i]}
+                failed = {peers[i]: exc}
                 for other, peer in zip(requests[i + 1:], peers[i + 1:]):  # who else has not come
                     try:
                         other.wait(timedelta(milliseconds=1))
-                    except RuntimeError:
-                        missing.add(peer)
-                detail = None if "Timed out" in str(exc) else f"gloo error: {str(exc).splitlines()[0]}"
-                raise CollectiveTimeout(what, sorted(missing), timeout, detail) from None
+                    except RuntimeError as other_exc:
+                        failed.setdefault(peer, other_exc)
+                lost = sorted(p for p, e in failed.items() if not _timed_out(e))
+                if lost:
+                    error = str(failed[lost[0]]).splitlines()[0]
+                    raise CollectiveError(f"{what}: lost the connection to rank(s) {', '.join(map(str, lost))} "
+                                          f"(gloo error: {error})") from None
+                raise CollectiveTimeout(what, sorted(failed), timeout) from None
 
     def recv_any(self, buf, tag, timeout, what):
         work = self.pg.recv_anysource([self._tensor(buf)], tag)
         try:
             work.wait(timedelta(seconds=timeout))
         except RuntimeError as exc:
-            raise CollectiveTimeout(what, [], timeout, f"no rank sent a message with this tag: {exc}") from None
+            if not _timed_out(exc):
+                raise CollectiveError(f"{what}: lost a connection (gloo error: {str(exc).splitlines()[0]})") from None
+            raise CollectiveTimeout(what, [], timeout, "no rank sent a message with this tag") from None
         return work._source_rank()
 
     def allgather(self, obj):
@@ -193,6 +201,11 @@ class GlooTransport(Transport):
     def dup(self):
         self._dups += 1
         return GlooTransport(self._store, self.rank, self.size, self._timeout, f"{self._prefix}.{self._dups}")
+
+
+def _timed_out(exc: Exception) -> bool:
+    """Whether a gloo wait failed because its deadline passed (not because a connection broke)."""
+    return "Timed out" in str(exc) or "timed out" in str(exc)
 
 
 class LocalNotices:
@@ -216,7 +229,18 @@ def as_transport(comm=None) -> Transport:
     return comm if isinstance(comm, Transport) else MPITransport(comm)
 
 
+_MPI_LAUNCH_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALRANKID")
+
+
 def under_mpirun() -> bool:
-    """Whether this process was started by an MPI launcher (MPICH/Hydra, Open MPI, PMIx, Intel MPI)."""
-    return any(os.environ.get(v) for v in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK",
-                                            "MPI_LOCALRANKID"))
+    """Whether this process was started by an MPI launcher (MPICH/Hydra, Open MPI, PMIx, Intel MPI).
+
+    Raises RuntimeError when torchrun (its TORCHELASTIC_* variables) runs under an MPI launcher too: each
+    torchrun would make its own torch job, and MPI cannot initialise in torchrun's children (MPICH's
+    PMI connection belongs to torchrun), so the user must pick one launcher."""
+    mpi = [v for v in _MPI_LAUNCH_VARIABLES if os.environ.get(v)]
+    elastic = sorted((v for v in os.environ if v.startswith("TORCHELASTIC_")), key=lambda v: v != "TORCHELASTIC_RUN_ID")
+    if mpi and elastic:
+        raise RuntimeError(f"hccl_sim: started by torchrun ({elastic[0]}) under an MPI launcher ({mpi[0]}); pick "
+                           f"one launcher: `torchrun --nproc-per-node N script.py` or `mpirun -n N python script.py`")
+    return bool(mpi)

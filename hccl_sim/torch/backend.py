@@ -276,20 +276,28 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         timeline = _tl.timeline()
         begin = timeline.enter() if start is None else max(start, timeline.enter())
         self.comm.clock = begin  # all groups of this process share one timeline
-        nbytes = 0
+        nbytes, wait = 0, 0.0
         try:
             record = method(*args, **kwargs)
-            nbytes = record.nbytes
+            nbytes, wait = record.nbytes, record.wait
             if _rec.active is not None:
                 _rec.active.op(self, kind, args, kwargs, record, timeline.clock)
         except (CollectiveError, CollectiveTimeout) as exc:
             raise _as_torch_error(exc) from exc
         finally:
-            timeline.leave(kind, begin, self.comm.clock, nbytes)
+            timeline.leave(kind, begin, self.comm.clock, nbytes, wait)
         return self.comm.clock
 
-    def _done(self, result) -> _Work:
-        return _Work(result, _tl.timeline().stream)
+    def _done(self, result, opts=None) -> _Work:
+        """The Work of an operation; a blocking call (torch's front end sets ``opts.asyncOp = False``; C++
+        callers and direct calls leave it True) joins the compute clock now, so no host time between
+        its return and torch's ``wait()`` counts as compute overlapping it."""
+        timeline = _tl.timeline()
+        work = _Work(result, timeline.stream)
+        if getattr(opts, "asyncOp", True) is False:
+            timeline.join(work._end, account=False)
+            work._end = None  # joined
+        return work
 
     # ---- allreduce --------------------------------------------------------------------------
     def allreduce(self, tensors, opts=None):
@@ -302,7 +310,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
                 t.copy_(_scaled(t, factor))
             wire, wire_op = _wire(t, op)
             self._run("allreduce", self.comm.allreduce, wire, op=wire_op)
-        return self._done(tensors)
+        return self._done(tensors, opts)
 
     def allreduce_coalesced(self, tensors, opts=None):
         """One collective per dtype over the tensors packed end to end."""
@@ -321,14 +329,14 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             for t in group:
                 t.copy_(flat[offset:offset + t.numel()].view(t.shape))
                 offset += t.numel()
-        return self._done(tensors)
+        return self._done(tensors, opts)
 
     # ---- rooted -----------------------------------------------------------------------------
     def broadcast(self, tensors, opts=None):
         tensors = _list(tensors)
         for t in tensors:
             self._run("broadcast", self.comm.broadcast, _wire(t)[0], root=_root(opts))
-        return self._done(tensors)
+        return self._done(tensors, opts)
 
     def reduce(self, tensors, opts=None):
         tensors = _list(tensors)
@@ -340,7 +348,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             self._run("reduce", self.comm.reduce, wire, root=root, op=wire_op)
             if work is not t and self._rank == root:
                 t.copy_(work)
-        return self._done(tensors)
+        return self._done(tensors, opts)
 
     def gather(self, output_tensors, input_tensors, opts=None):
         root = _root(opts)
@@ -355,7 +363,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
                 _wire(out)[0].copy_(buffer[r].view(_wire(out)[0].shape))
         else:
             self._run("gather", self.comm.gather, None, wire_in, root=root)
-        return self._done(list(output_tensors[0]) if output_tensors else [])
+        return self._done(list(output_tensors[0]) if output_tensors else [], opts)
 
     def scatter(self, output_tensors, input_tensors, opts=None):
         root = _root(opts)
@@ -368,7 +376,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             self._run("scatter", self.comm.scatter, wire_out, flat, root=root)
         else:
             self._run("scatter", self.comm.scatter, wire_out, None, root=root)
-        return self._done([out])
+        return self._done([out], opts)
 
     def _check_list(self, name, tensors, like):
         if len(tensors) != self._size or any(t.numel() != like.numel() or t.dtype != like.dtype for t in tensors):
@@ -393,7 +401,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             for w, c in zip(wires, counts):
                 w.copy_(buffer[offset:offset + c].view(w.shape))
                 offset += c
-        return self._done([list(o) for o in output_tensors])
+        return self._done([list(o) for o in output_tensors], opts)
 
     def allgather_coalesced(self, output_lists, input_list, opts=None):
         """gloo's layout: ``output_lists[r][i]`` gets rank r's ``input_list[i]``; one allgather per dtype."""
@@ -402,7 +410,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             raise ValueError(f"hccl_sim all_gather_coalesced: needs {self._size} output lists of {len(inputs)} "
                              f"tensors, got {[len(o) for o in output_lists]}")
         self._allgather_packed([([output_lists[r][i] for r in range(self._size)], x) for i, x in enumerate(inputs)])
-        return self._done(output_lists)
+        return self._done(output_lists, opts)
 
     def _allgather_packed(self, pairs) -> None:
         """``pairs``: (per-rank outputs, input); the inputs of a dtype packed into one allgather."""
@@ -427,7 +435,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
 
     def all_gather_single(self, output, input, opts=None):
         self._run("allgather", self.comm.allgather, _wire(output)[0], _wire(input)[0])
-        return self._done([output])
+        return self._done([output], opts)
 
     _allgather_base = all_gather_single
 
@@ -441,7 +449,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
                                  f"needs {p} x {i.numel()}")
             pairs.append((list(o.reshape(p, *i.shape).unbind(0)), i))
         self._allgather_packed(pairs)
-        return self._done(list(outputs))
+        return self._done(list(outputs), opts)
 
     allgather_into_tensor_coalesced = all_gather_single_coalesced
 
@@ -461,7 +469,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
                 self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, wire_in, op=wire_op)
             else:
                 self._run("reduce_scatterv", self.comm.reduce_scatterv, wire_out, wire_in, counts, op=wire_op)
-        return self._done(_list(output_tensors))
+        return self._done(_list(output_tensors), opts)
 
     def reduce_scatter_single(self, output, input, opts=None):
         op, factor = _reduce_op(opts)
@@ -469,7 +477,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             input = _scaled(input, factor)
         wire_out, wire_op = _wire(output, op)
         self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, _wire(input, op)[0], op=wire_op)
-        return self._done([output])
+        return self._done([output], opts)
 
     _reduce_scatter_base = reduce_scatter_single
 
@@ -494,7 +502,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             for o, _ in pairs:
                 o.copy_(result[offset:offset + o.numel()].view(o.shape))
                 offset += o.numel()
-        return self._done(list(outputs))
+        return self._done(list(outputs), opts)
 
     reduce_scatter_tensor_coalesced = reduce_scatter_single_coalesced
 
@@ -505,7 +513,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         output, input = _wire(output)[0], _wire(input)[0]
         if not output_split_sizes and not input_split_sizes:
             self._run("alltoall", self.comm.alltoall, output, input)
-            return self._done([result])
+            return self._done([result], opts)
         rows_in = input.shape[0] if input.dim() else 1
         rows_out = output.shape[0] if output.dim() else 1
         in_row = _numel(input.shape[1:]) if input.dim() else 1
@@ -517,7 +525,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
                              f"{rows_in} / {rows_out} rows over {p} ranks")
         self._run("alltoallv", self.comm.alltoallv, output, input, [s * in_row for s in in_splits],
                   [s * out_row for s in out_splits])
-        return self._done([result])
+        return self._done([result], opts)
 
     alltoall_base = all_to_all_single
 
@@ -535,12 +543,12 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         for w, n in zip(wire_outs, recv):
             w.copy_(flat_out[offset:offset + n].view(w.shape))
             offset += n
-        return self._done(list(output_tensors))
+        return self._done(list(output_tensors), opts)
 
     # ---- barrier and point to point ----------------------------------------------------------
     def barrier(self, opts=None):
         self._run("barrier", self.comm.barrier)
-        return self._done([])
+        return self._done([], opts)
 
     def send(self, tensors, dst, tag):
         return self._queue("send", tensors, dst, tag)

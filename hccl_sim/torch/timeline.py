@@ -7,10 +7,15 @@ nothing (``none``). The backend's own wall time is never counted as compute.
 
 Overlap: an operation starts on the communication stream at the later of the compute clock at its issue
 and the time the stream is free, and occupies the stream until its modeled end; the compute clock goes
-on. Waiting for it (``Work.wait()``, which torch's front end calls at once for a blocking call) joins the
-compute clock to its end. Work that C++ waits for through its future (DDP's reducer) is joined before
-any optimizer step and at the end of ``step()``. Exposed communication is the time the compute clock
-spent in joins; a blocking call is all exposed, an async one issued before compute C hides min(C, A).
+on. A blocking call (torch's front end sets ``asyncOp=False`` in its options) joins the compute clock to
+its end before it returns; for an async one ``Work.wait()`` does. Work that C++ waits for through its
+future (DDP's reducer) is joined before any optimizer step and at the end of ``step()``.
+
+An operation's time on the stream has two parts: waiting for the last rank to enter (the ranks' skew:
+under ``host`` the hosts' speeds, which differ between runs) and the collective's own modeled time
+(``comm``). The time the compute clock spends in joins is split the same way: ``wait`` (for slower
+ranks) and ``exposed`` (the collective's own time). A blocking call is all exposed (overlap exactly 0 in
+every compute mode); an async one issued before compute C hides min(C, A).
 """
 from __future__ import annotations
 
@@ -65,13 +70,15 @@ class ComputeModel:
 @dataclass
 class KindTotals:
     calls: int = 0
-    time: float = 0.0  # this rank's modeled seconds inside the calls (waiting for late ranks included)
+    time: float = 0.0  # the calls' own modeled seconds (waiting for late ranks not included)
     nbytes: int = 0
+    wait: float = 0.0  # modeled seconds the calls waited for the last rank to enter
 
-    def add(self, seconds: float, nbytes: int) -> None:
+    def add(self, seconds: float, nbytes: int, wait: float = 0.0) -> None:
         self.calls += 1
         self.time += seconds
         self.nbytes += nbytes
+        self.wait += wait
 
 
 @dataclass
@@ -81,8 +88,9 @@ class StepReport:
     start: float  # modeled clock at the start of the step
     end: float
     compute: float = 0.0
-    comm: float = 0.0  # modeled seconds on the communication stream
-    exposed: float = 0.0  # modeled seconds the compute clock waited for communication
+    comm: float = 0.0  # the collectives' own modeled seconds on the communication stream
+    exposed: float = 0.0  # modeled seconds the compute clock waited for the collectives' own time
+    wait: float = 0.0  # modeled seconds the compute clock waited for slower ranks to enter (skew)
     kinds: dict[str, KindTotals] = field(default_factory=dict)
 
     @property
@@ -110,6 +118,8 @@ class Timeline:
         self.compute = 0.0
         self.comm = 0.0
         self.exposed = 0.0
+        self.wait = 0.0
+        self._skews: list[tuple[float, float, float]] = []  # (from, to, seconds) the stream waited for ranks
         self.kinds: dict[str, KindTotals] = {}
         self.steps: list[StepReport] = []
         self._step: StepReport | None = None
@@ -124,27 +134,39 @@ class Timeline:
         self._account_compute()
         return max(self.clock, self.stream)
 
-    def leave(self, kind: str, start: float, end: float, nbytes: int) -> None:
-        """An operation of ``kind`` occupied the communication stream from ``start`` to ``end``."""
-        seconds = max(end - start, 0.0)
+    def leave(self, kind: str, start: float, end: float, nbytes: int, wait: float = 0.0) -> None:
+        """An operation of ``kind`` occupied the communication stream from ``start`` to ``end``, the first
+        ``wait`` seconds of it waiting for the last rank to enter."""
+        span = max(end - start, 0.0)
+        wait = min(max(wait, 0.0), span)
+        seconds = span - wait
         self.stream = max(self.stream, end)
+        self._skews = [s for s in self._skews if s[1] > self.clock]
+        if wait > 0:
+            self._skews.append((start, start + wait, wait))
         self.comm += seconds
-        self.kinds.setdefault(kind, KindTotals()).add(seconds, nbytes)
+        self.kinds.setdefault(kind, KindTotals()).add(seconds, nbytes, wait)
         if self._step is not None:
             self._step.comm += seconds
-            self._step.kinds.setdefault(kind, KindTotals()).add(seconds, nbytes)
+            self._step.kinds.setdefault(kind, KindTotals()).add(seconds, nbytes, wait)
         self._host_mark = time.perf_counter()
 
-    def join(self, end: float | None = None) -> float:
-        """The compute clock waits for communication ending at ``end`` (all issued so far if None)."""
-        self._account_compute()
+    def join(self, end: float | None = None, account: bool = True) -> float:
+        """The compute clock waits for communication ending at ``end`` (all issued so far if None).
+        ``account=False``: the host time since the last call is the backend's own (not compute)."""
+        if account:
+            self._account_compute()
         if _rec.active is not None:
             _rec.active.join(end)
         end = self.stream if end is None else end
         if end > self.clock:
-            self.exposed += end - self.clock
+            skew = sum(w if self.clock <= a and b <= end else max(min(b, end) - max(a, self.clock), 0.0)
+                       for a, b, w in self._skews)
+            self.wait += skew
+            self.exposed += end - self.clock - skew
             if self._step is not None:
-                self._step.exposed += end - self.clock
+                self._step.wait += skew
+                self._step.exposed += end - self.clock - skew
             self.clock = end
         self._host_mark = time.perf_counter()
         return self.clock
@@ -220,9 +242,10 @@ class Timeline:
     # ---- report -------------------------------------------------------------------------------
     def report(self) -> dict:
         steps = [dict(index=s.index, name=s.name, start=s.start, end=s.end, time=s.time, compute=s.compute,
-                      comm=s.comm, exposed=s.exposed, comm_share=s.comm_share, overlap_share=s.overlap_share,
+                      comm=s.comm, exposed=s.exposed, wait=s.wait, comm_share=s.comm_share, overlap_share=s.overlap_share,
                       kinds={k: asdict(v) for k, v in s.kinds.items()}) for s in self.steps]
         return dict(rank=self.rank, clock=self.clock, compute=self.compute, comm=self.comm, exposed=self.exposed,
+                    wait=self.wait,
                     compute_model=asdict(self.compute_model),
                     kinds={k: asdict(v) for k, v in sorted(self.kinds.items())}, steps=steps)
 
@@ -231,18 +254,23 @@ class Timeline:
         us = 1e6
         lines = [f"[hccl_sim rank {self.rank}] modeled clock {self.clock * us:.1f} us: compute "
                  f"{self.compute * us:.1f} us, communication {self.comm * us:.1f} us, exposed "
-                 f"{self.exposed * us:.1f} us (compute model: {self.compute_model.mode})"]
-        lines.append(f"[hccl_sim rank {self.rank}]   {'collective':<18}{'calls':>7}{'time_us':>14}{'bytes':>14}")
+                 f"{self.exposed * us:.1f} us, waiting for other ranks {self.wait * us:.1f} us "
+                 f"(compute model: {self.compute_model.mode})"]
+        lines.append(f"[hccl_sim rank {self.rank}]   {'collective':<18}{'calls':>7}{'time_us':>14}{'wait_us':>14}"
+                     f"{'bytes':>14}")
         for kind, t in sorted(self.kinds.items()):
-            lines.append(f"[hccl_sim rank {self.rank}]   {kind:<18}{t.calls:>7}{t.time * us:>14.1f}{t.nbytes:>14}")
+            lines.append(f"[hccl_sim rank {self.rank}]   {kind:<18}{t.calls:>7}{t.time * us:>14.1f}"
+                         f"{t.wait * us:>14.1f}{t.nbytes:>14}")
         if self.steps:
             times = [s.time for s in self.steps]
             comm = sum(s.comm for s in self.steps)
             exposed = sum(s.exposed for s in self.steps)
+            wait = sum(s.wait for s in self.steps)
             lines.append(f"[hccl_sim rank {self.rank}]   {len(self.steps)} steps: mean step "
                          f"{sum(times) / len(times) * us:.1f} us (min {min(times) * us:.1f}, max "
                          f"{max(times) * us:.1f}), communication share {comm / max(sum(times), 1e-300):.1%}, "
-                         f"overlapped {1 - exposed / comm if comm > 0 else 0.0:.1%} of it")
+                         f"overlapped {1 - exposed / comm if comm > 0 else 0.0:.1%} of it, waiting for other "
+                         f"ranks {wait / max(sum(times), 1e-300):.1%}")
         return "\n".join(lines)
 
     def emit(self, where: str) -> None:
