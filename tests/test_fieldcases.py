@@ -50,7 +50,7 @@ def test_bench_predict_help_and_readme_list_the_same_algorithm_syntax():
     assert helps["bench"] == helps["predict"] == ALGO_HELP
     readme = " ".join(open(README).read().split())  # the README quotes the help text word for word
     assert f"--algo {ALGO_HELP}" in readme
-    for text in (HCCL_SYNTAX, "$HCCL_SIM_ALGO", "$HCCL_ALGO", "INTRA/INTER", "comma-separated"):
+    for text in (HCCL_SYNTAX, "$HCCL_SIM_ALGO", "$HCCL_ALGO", "A0/A1", "comma-separated"):
         assert text in ALGO_HELP
 
 
