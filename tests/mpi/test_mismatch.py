@@ -39,7 +39,7 @@ def test_each_mismatch_is_named_on_every_rank(world, field, shown):
     everyone = world.allgather(message)
     last = world.size - 1
     assert message is not None and f"ranks disagree on {field}" in message
-    assert f"ranks {last}: {shown}" in message  # names the odd rank and its value
+    assert f"rank {last}: {shown}" in message  # names the odd rank and its value
     assert len(set(everyone)) == 1  # the same error everywhere
     assert seconds < 5.0
     # the communicator stays usable after a refused call
