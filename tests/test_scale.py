@@ -231,6 +231,33 @@ def test_nhr_at_100000_ranks_matches_hccls_closed_form(collective):
     assert time == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("topo,p,root", [(flat(2048), 2048, 5), (two_level(3000, 8), 3000, 1234)])
+@pytest.mark.parametrize("collective", ["broadcast", "reduce"])
+def test_compact_binomial_tree_equals_the_full_schedule(topo, p, root, collective):
+    """The compact tree moves tree.py's transfers in tree.py's steps, and times as it on either engine."""
+    groups = server_groups(topo, np.arange(p))
+    count = 1 << 16
+    full = build_schedule(collective, "tree", Context(p, groups), count, root)
+    compact = build_schedule(collective, "tree", Context(p, groups, compact=True), count, root)
+    assert compact.timing_only and not full.timing_only and len(compact.steps) == math.ceil(math.log2(p))
+    for a, b in zip(full.steps, compact.steps, strict=True):
+        assert [a.src.tolist(), a.dst.tolist(), a.count.tolist(), a.reduce.tolist()] == \
+               [b.src.tolist(), b.dst.tolist(), b.count.tolist(), b.reduce.tolist()]
+    assert stepwise_time(topo, compact) == pytest.approx(exact_time(topo, full), rel=1e-12)
+
+
+@pytest.mark.parametrize("collective", ["broadcast", "reduce"])
+def test_tree_broadcast_and_reduce_at_scale_match_closed_form_and_auto_has_them(collective):
+    # 2^17 ranks: 17 lockstep steps of the whole buffer, L(a + n b), reduce + L n g. (Off powers of two the
+    # binomial reduce is not lockstep: ranks with fewer children run ahead, and both engines model less.)
+    p = 1 << 17
+    count = 1 << 20
+    n, L = 4 * count, 17
+    expected = L * (A + n * B + (n * G if collective == "reduce" else 0))
+    prediction = hccl_sim.predict(collective, count, p, topology=flat(p), root=777)
+    assert prediction.algo == "tree" and prediction.time == pytest.approx(expected, rel=1e-9)
+
+
 # ---- the mode is a function of the case; compact schedules stay out of data executors ------------------------
 def test_small_cases_use_the_exact_engine_and_large_ones_compact_stepwise():
     small = NetworkModel(64, two_level(64, 8))

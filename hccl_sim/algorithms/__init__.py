@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import bruck, dbtree, gmesh, hierarchical, levels, mesh, mring, nhr, pairwise, pipeline, rhd, ring, star, tree
-from .compact import COMPACT_BUILDERS
+from .compact import COMPACT_BUILDERS, ROOTED as COMPACT_ROOTED
 from .ring import segments_of
 from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds, merge_parallel, reverse_steps
 
@@ -336,7 +336,7 @@ def build_schedule(collective: str, algo: str, ctx: Context, count: int, root: i
     if compact is not None:  # numpy-built, timing-only steps (see compact.py)
         schedule.timing_only = True
         if ctx.nranks > 1 and count > 0:
-            schedule.extend(compact(ctx, count, variant))
+            schedule.extend(compact(ctx, count, variant, *((root,) if collective in COMPACT_ROOTED else ())))
         return schedule
     if ctx.nranks > 1 and (count > 0 or collective in ZERO_SIZE_COLLECTIVES):
         schedule.extend(table[name](ctx, Job(count, root, blocks, matrix), variant))

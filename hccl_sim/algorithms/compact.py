@@ -194,6 +194,22 @@ def nhr_allreduce(ranks, counts) -> list[Step]:
     return nhr_pass(ranks, counts, True) + nhr_pass(ranks, counts, False)
 
 
+# ---- binomial tree (tree.py) ---------------------------------------------------------------------
+def tree_broadcast(nranks: int, count: int, root: int = 0, reduce: bool = False) -> list[Step]:
+    """Binomial broadcast from ``root`` (or, with ``reduce``, its time-reversal: the binomial reduce to
+    ``root``): ceil(log2 p) steps, the same transfers as tree.py's, in the same order; numpy-built."""
+    pos = np.arange(nranks, dtype=np.int64)
+    ranks = ((pos + root) % nranks).astype(_RANK)  # positions relative to the root, as tree.py
+    steps = []
+    for k in reversed(range(max(nranks - 1, 0).bit_length())):
+        d = 1 << k
+        senders = pos[0:nranks - d:2 * d]
+        src, dst = ranks[senders], ranks[senders + d]
+        steps.append(compact_step(dst, src, _broadcast(count, len(src), np.int64), True) if reduce
+                     else compact_step(src, dst, _broadcast(count, len(src), np.int64), False))
+    return steps[::-1] if reduce else steps
+
+
 # ---- hierarchical ------------------------------------------------------------------------------
 INTER_ALLREDUCE = {"ring": ring_allreduce, "rhd": rhd_allreduce, "nhr": nhr_allreduce}
 
@@ -335,9 +351,14 @@ COMPACT_BUILDERS = {
         "hier": _hier_blocks("allgather"),
         "mesh": _mesh(lambda ranks, count: mesh.allgather_blocks(ranks, _equal_blocks(count, len(ranks)))),
     },
+    # rooted: builder(ctx, count, variant, root), see ROOTED
+    "broadcast": {"tree": lambda ctx, count, _, root: tree_broadcast(ctx.nranks, count, root)},
+    "reduce": {"tree": lambda ctx, count, _, root: tree_broadcast(ctx.nranks, count, root, reduce=True)},
     "alltoall": {
         "pairwise": _alltoall,
         "mesh": _mesh(lambda ranks, count: mesh.alltoall(ranks, np.full((len(ranks),) * 2, count // len(ranks)))),
         "gmesh": _gmesh,
     },
 }
+# collectives whose compact builders also take the root rank
+ROOTED = {"broadcast", "reduce"}
