@@ -5,7 +5,8 @@ a two-tier non-blocking UB Clos (L1 switches on each server board, L2 switches j
 about 392 GB/s unidirectional UB bandwidth per NPU, about 1.2 us NPU-to-NPU latency for small messages,
 inter-server bandwidth within 3% of intra-server; a 910C package is two dies with 7 UB links each, and
 the paper's own all-to-all measurements count a die as a rank.
-Compute (``npu_flops``): 752 TFLOP/s dense BF16 per Ascend 910C (two dies), same paper.
+Compute (``npu_flops``): 752 TFLOP/s dense BF16 per Ascend 910C (two dies), as recalled from the same
+paper and not re-checked against it here; SemiAnalysis' 300 PFLOP/s BF16 for the 384 NPUs gives 781.
 Assumptions: the 1.2 us is two hops of 0.6 us through the server's L1 switch; leaving the server adds
 two hops of 0.5 us through L2; the server uplink is non-blocking (8 x 392 GB/s). With ``per_die=1``
 ranks are dies, 16 a server (768 in all), each with half its package's bandwidth and compute (196 GB/s,
