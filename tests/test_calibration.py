@@ -184,6 +184,17 @@ def test_parse_nccl_tests_text_both_columns_with_and_without_root(tmp_path):
         read_measurements(str(bad), ranks=4, collective="allreduce")
 
 
+def test_calibrate_says_when_the_file_overrides_ranks(tmp_path, capsys):
+    lines = [f"#  Rank {r:2d} Group  0 Pid  1 on host device  {r} [0000:04:00] NVIDIA H100" for r in range(4)]
+    lines += ["#       size         count      type   redop    root     time   algbw   busbw #wrong     time   algbw   busbw #wrong"]
+    lines += [f"{s:12d} {s // 4:12d}     float     sum      -1 {t * 1e6:8.2f}  1.00  1.00      0 {t * 1e6:8.2f}  1.00  1.00      0"
+              for s, t in zip(SIZES, _times())]
+    path = tmp_path / "ar.txt"
+    path.write_text("\n".join(lines) + "\n")
+    main(["calibrate", str(path), "--topology", "flat", "--ranks", "8", "--collective", "allreduce", "--algo", "ring"])
+    assert "gives 4 rank(s), which is used instead of --ranks 8" in capsys.readouterr().err
+
+
 def test_parse_nccl_tests_json_written_by_predict(tmp_path, capsys):
     assert main(["predict", "allreduce", "-b", "1K", "-e", "64M", "-f", "16", "--ranks", "4", "--algo", "ring",
                  "--topology", "nvl72", "--format", "nccl-json"]) == 0
@@ -296,9 +307,9 @@ def test_calibration_on_published_allreduce(name, preset, ranks, gm, worst):
     assert g <= gm and (worst is None or m <= worst)
 
 
-def test_calibration_on_cloudmatrix_alltoall_up_to_ep64():
-    """The full set (EP 8-256) is in the README; EP 8-64 keeps this test to seconds."""
+def test_calibration_on_cloudmatrix_alltoall_dispatch_and_combine():
+    """The whole set, EP 8-256, dispatch and combine with one parameter set (the issue's acceptance)."""
     data, _ = read_measurements(f"{MEASUREMENTS}/cloudmatrix384-moe-alltoall.csv", collective="alltoall")
-    data = [d for d in data if d.ranks <= 64]
-    result = calibrate(data, load_topology("cloudmatrix384", 64), algo="mesh")
+    assert {d.ranks for d in data} >= {8, 256} and {d.label for d in data} == {"dispatch", "combine"}
+    result = calibrate(data, load_topology("cloudmatrix384", 256), algo="mesh")
     assert summary(errors(result.modeled, [d.time for d in data]))[0] <= 0.10

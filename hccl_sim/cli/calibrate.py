@@ -8,6 +8,7 @@ mean and max, and with ``--output`` writes a topology file that every command ac
 from __future__ import annotations
 
 import os
+import sys
 
 from ..calibration.fit import TERMS, calibrate, errors, summary
 from ..calibration.parsers import read_measurements
@@ -55,6 +56,10 @@ def run(args) -> int:
     measurements, sources = [], []
     for path in args.files:
         rows, source = read_measurements(path, args.ranks, args.collective, args.place)
+        said = sorted({m.ranks for m in rows if m.ranks != args.ranks}) if args.ranks is not None else []
+        if said:  # the file's own rank count wins; say so rather than fit quietly on another count
+            print(f"hccl-sim calibrate: {path}: the file gives {', '.join(map(str, said))} rank(s), which is "
+                  f"used instead of --ranks {args.ranks}", file=sys.stderr)
         measurements += rows
         sources.append(source)
     topology = load_topology(args.topology, max(m.ranks or 1 for m in measurements))
