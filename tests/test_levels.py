@@ -207,3 +207,9 @@ def test_auto_broadcast_and_reduce_by_level_on_one_cabinet():
     for coll in ("broadcast", "reduce"):
         assert model.resolve(coll, "auto", 1 << 24, 4) == "hier:mesh/mesh"
         assert model.time(coll, "hier:mesh/mesh", 1 << 24, 4).time < model.time(coll, "mesh", 1 << 24, 4).time
+
+
+def test_two_names_on_three_levels_at_scale_say_how_to_name_each_level():
+    from hccl_sim import NetworkModel
+    with pytest.raises(ValueError, match=r"span 3 levels of sizes \[8, 8, 128\]: name one algorithm per level"):
+        NetworkModel(8192, "atlas950-superpod").schedule("allreduce", "hier:mesh/mesh", 1 << 20)

@@ -285,7 +285,12 @@ def _hier(ctx, count, variant):
         levels.check_names(ctx, names, "hier")
     intra, _, inter = (variant or "ring/ring").partition("/")
     if (intra or "ring") != "ring":
-        raise ValueError(f"hier: intra-server algorithm {intra!r} has no compact form (compact: ring)")
+        span = ""
+        if ctx.radices:  # two names on ranks that span more levels: say how to name one per level
+            sizes = [ctx.radices[i] for i in levels.grid_levels(ctx.radices)]
+            span = (f"; these ranks span {len(sizes)} levels of sizes {sizes}: name one algorithm per level "
+                    f"(hier:A0/.../A{len(sizes) - 1}, HCCL_ALGO level0:..;level{len(sizes) - 1}:..)")
+        raise ValueError(f"hier: intra-server algorithm {intra!r} has no compact form (compact: ring){span}")
     return hier_allreduce(np.array(ctx.groups, dtype=_RANK), count, inter or "ring")
 
 
