@@ -4,7 +4,6 @@ import re
 import socket
 import subprocess
 import sys
-import warnings
 
 import pytest
 
@@ -18,16 +17,7 @@ def mpirun(nranks, script, *args, env=None, wrapper=None):
         command = ["sh", "-c", wrapper + " ".join(command)]
     proc = subprocess.run(["mpirun", "-n", str(nranks), *command], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})}, cwd=ROOT)
-    if proc.returncode != 0 and _EXIT_ABORT in proc.stderr and "Traceback" not in proc.stdout + proc.stderr:
-        # Known, open: now and then one rank aborts in C++ teardown after the script has returned
-        # (std::terminate on a joinable thread at interpreter exit, after destroy_process_group). The
-        # script's own results are still checked by the callers; the abort is reported, not hidden.
-        warnings.warn(f"{script}: a rank aborted at exit after finishing ({_EXIT_ABORT!r})")
-        proc.returncode = 0
     return proc, proc.stdout + proc.stderr
-
-
-_EXIT_ABORT = "terminate called without an active exception"
 
 
 @pytest.mark.parametrize("nranks", [2, 3, 4])
@@ -109,3 +99,20 @@ def test_torchrun_fsdp2_prefetch_overlaps_in_modeled_time():
     assert out.count(": OK") == 2, out[-4000:]
     share = float(re.search(r"overlapped ([0-9.]+)% of it", out).group(1))
     assert share > 0, out[-4000:]
+
+
+@pytest.mark.parametrize("teardown", [True, False])
+def test_gloo_operation_finishing_at_exit(tmp_path, teardown):
+    """A gloo group only a reference cycle holds, its all-gather finishing while rank 0 exits
+    (tests/scripts/exit_with_gloo_work.py): hccl_sim.torch's exit handler destroys the group first, so
+    both ranks exit 0. Without the handler the same job aborts, so the case still shows the failure."""
+    script = os.path.join(ROOT, "tests", "scripts", "exit_with_gloo_work.py")
+    flags = [] if teardown else ["--without-teardown"]
+    proc = subprocess.run(["mpirun", "-n", "2", sys.executable, script, str(tmp_path), *flags], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+    out = proc.stdout + proc.stderr
+    assert out.count(": issued") == 2, out[-4000:]
+    if teardown:
+        assert proc.returncode == 0, out[-4000:]
+    else:  # if this ever passes, torch releases the GIL safely at exit (torch issue #190489)
+        assert proc.returncode != 0 and "terminate called without an active exception" in out, out[-4000:]

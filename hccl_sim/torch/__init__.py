@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from . import rendezvous as _rendezvous
+from . import teardown as _teardown
 from . import recorder as _recorder
 from . import timeline as _timeline_module
 from .recorder import record
@@ -27,6 +28,7 @@ from .timeline import ComputeModel, StepReport, Timeline, install_optimizer_hook
 
 register()
 _rendezvous.install()
+_teardown.install()  # first, so it runs after the atexit handlers below and the script's
 install_optimizer_hook()
 _recorder.record_from_environment()
 if os.environ.get("HCCL_SIM_REPORT"):
