@@ -4,10 +4,11 @@ Why: a gloo process group that outlives ``destroy_process_group()`` because a re
 (an FSDP or DDP model on that group, out of scope once the script's ``main()`` returned) is otherwise
 freed by the collection inside interpreter finalization. Until then its worker threads are alive, and a
 worker drops its last reference to a finished operation's tensors only under the GIL (torch 2.13 hands a
-tensor's Python object back from C++ under the GIL). If the script ends within moments of that operation
-(the examples' ``--check`` all-gathers on a gloo group, prints, exits), the worker asks for the GIL after
-finalization began; CPython then ends the thread with ``pthread_exit`` inside a noexcept C++ destructor,
-and the process aborts with "terminate called without an active exception" (torch issue #190489).
+tensor's Python object back from C++ under the GIL, after checking ``Py_IsInitialized()``). If the script
+ends within moments of that operation (the examples' ``--check`` all-gathers on a gloo group, prints,
+exits), the worker can still be waiting for the GIL when finalization begins; CPython then ends it with
+``pthread_exit`` inside a noexcept C++ destructor, and the process aborts with "terminate called without
+an active exception" (torch issue #190489).
 
 What: a Python ``atexit`` handler (these run before finalization) destroys the hccl_sim default group if
 the script did not, then collects garbage. A group's destructor joins its worker threads with the GIL
