@@ -33,11 +33,15 @@ def install() -> None:
 
 def destroy_at_exit() -> None:
     """Destroy the default group if it is hccl_sim's and still up; then free process groups that only
-    garbage references, joining their threads."""
+    garbage references, joining their threads. Sends and receives still queued (never waited for) are
+    dropped unposted, as they were without this handler: exit waits for no peer."""
     import torch.distributed as dist
 
-    from .backend import BACKEND_NAME
+    from . import backend
 
-    if dist.is_available() and dist.is_initialized() and dist.get_backend() == BACKEND_NAME:
-        dist.destroy_process_group()
-    gc.collect()
+    try:
+        if dist.is_available() and dist.is_initialized() and dist.get_backend() == backend.BACKEND_NAME:
+            backend._pending.clear()
+            dist.destroy_process_group()
+    finally:
+        gc.collect()
