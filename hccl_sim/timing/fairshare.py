@@ -8,44 +8,45 @@ import numpy as np
 _REL_TOL = 1e-12  # shares (and finish times) this close, relative, count as equal
 
 
-def progressive_filling(link: np.ndarray, flow: np.ndarray, nflows: int, capacity: np.ndarray) -> np.ndarray:
-    """Max-min fair rates. Routes come as (link, flow) entries, one per hop, with links numbered
-    0..len(capacity)-1 (fastest with each flow's entries side by side, in flow order, as every caller has them). A round freezes, at once, the flows of every link whose fair share is no larger
-    than that of any link its flows cross (raising all rates together, such a link fills first whatever
-    the others do), so rounds are few even where shares are many; a round is a few bincounts and one
-    scatter-min over the hops of the flows still unfrozen."""
+def segment_filling(link: np.ndarray, hops: np.ndarray, capacity: np.ndarray,
+                    weight: np.ndarray | None = None) -> np.ndarray:
+    """Max-min fair rates by progressive filling, for flows given as consecutive runs of (link) entries: flow i's hops are the
+    next ``hops[i]`` entries (every ``hops[i]`` >= 1), links numbered 0..len(capacity)-1. Works on the
+    entries alone (no array per flow id), so its cost follows the flows given, not the id range. With
+    ``weight``, flow i stands for ``weight[i]`` identical flows (same route, each getting the returned rate).
+    A round freezes, at once, the flows of every link whose fair share is no larger than that of any link
+    its flows cross (raising all rates together, such a link fills first whatever the others do), so rounds
+    are few even where shares are many; a round is a few bincounts and segmented mins over the entries of
+    the flows still unfrozen. Returns the rate (bytes/s) of each flow given, in order."""
     nlinks = len(capacity)
     cap = capacity.astype(np.float64)
-    ordered = bool(len(flow) < 2 or (flow[1:] >= flow[:-1]).all())  # kept by the filtering below
-    rate = np.zeros(nflows)
+    rate = np.zeros(len(hops))
+    idx = np.arange(len(hops))  # the flows still unfrozen
+    entry_weight = None if weight is None else np.repeat(np.asarray(weight, dtype=np.float64), hops)
     while len(link):
-        users = np.bincount(link, minlength=nlinks)
+        users = np.bincount(link, weights=entry_weight, minlength=nlinks)
         share = np.full(nlinks, math.inf)
         np.divide(cap, users, out=share, where=users > 0)
         hop_share = share[link]
-        flow_min = np.full(nflows, math.inf)  # each flow's tightest share
-        if ordered:  # each flow's hops side by side: a segmented min
-            change = np.empty(len(flow), dtype=bool)
-            change[0] = True
-            np.not_equal(flow[1:], flow[:-1], out=change[1:])
-            starts = np.flatnonzero(change)
-            flow_min[flow[starts]] = np.minimum.reduceat(hop_share, starts)
-        else:
-            np.minimum.at(flow_min, flow, hop_share)
+        starts = np.zeros(len(hops), dtype=np.int64)
+        np.cumsum(hops[:-1], out=starts[1:])
+        flow_min = np.minimum.reduceat(hop_share, starts)  # each flow's tightest share
+        entry_min = np.repeat(flow_min, hops)
         not_bottleneck = np.zeros(nlinks, dtype=bool)  # links a flow crosses with a tighter share elsewhere
-        not_bottleneck[link[hop_share > flow_min[flow] * (1 + _REL_TOL)]] = True
-        hit = np.zeros(nflows, dtype=bool)
-        hit[flow[~not_bottleneck[link]]] = True  # flows crossing a bottleneck link
-        rate[hit] = flow_min[hit]
-        frozen = hit[flow]
-        cap = np.maximum(cap - np.bincount(link[frozen], weights=rate[flow[frozen]], minlength=nlinks), 0.0)
-        link, flow = link[~frozen], flow[~frozen]
+        not_bottleneck[link[hop_share > entry_min * (1 + _REL_TOL)]] = True
+        hit = np.logical_or.reduceat(~not_bottleneck[link], starts)  # flows crossing a bottleneck link
+        rate[idx[hit]] = flow_min[hit]
+        frozen = np.repeat(hit, hops)
+        taken = entry_min[frozen] if entry_weight is None else entry_min[frozen] * entry_weight[frozen]
+        cap = np.maximum(cap - np.bincount(link[frozen], weights=taken, minlength=nlinks), 0.0)
+        link, hops, idx = link[~frozen], hops[~hit], idx[~hit]
+        if entry_weight is not None:
+            entry_weight = entry_weight[~frozen]
     return rate
 
 
-
 def padded_filling(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """``progressive_filling`` for routes as rows of link ids, shape (flows, hops), padded with the id
+    """``segment_filling`` for routes as rows of link ids, shape (flows, hops), padded with the id
     ``len(capacity) - 1`` of a link of infinite capacity that no flow is limited by (the exact engine's
     form: no per-call unpacking). Every row needs at least one real link. Same rounds, same float
     operations in the same order, so bit-identical rates."""
@@ -72,7 +73,10 @@ def padded_filling(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
 
 
 def max_min_rates(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
-    """Max-min fair rate of each flow, given as rows of link ids padded with -1."""
+    """Max-min fair rate of each flow, given as rows of link ids padded with -1 (0 for a row without links)."""
     valid = routes >= 0
     links, local = np.unique(routes[valid], return_inverse=True)
-    return progressive_filling(local, np.nonzero(valid)[0], len(routes), capacity[links])
+    hops = valid.sum(axis=1)
+    rate = np.zeros(len(routes))
+    rate[hops > 0] = segment_filling(local, hops[hops > 0], capacity[links])
+    return rate

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..algorithms.schedule import Schedule, Step
 from ..topology import Topology
-from .fairshare import _REL_TOL, progressive_filling
+from .fairshare import _REL_TOL, segment_filling
 from .table import empty_records
 
 
@@ -51,46 +51,97 @@ MAX_FINISH_EVENTS = 4
 
 
 class _StepRoutes:
-    """One step's routes as (link, flow) entries with links renumbered 0..n-1 (int32), the links'
-    capacities, and each route's latency."""
+    """One step's routes as (link, flow) entries, each flow's hops side by side in flow order, with links
+    renumbered 0..n-1 (int32), the links' capacities and each route's latency. Flows whose links carry no
+    other flow of the step (``shared`` False) run at their route's tightest capacity (``alone``) whoever
+    is active, so only the shared ones enter fair-share solves. ``scratch``: the simulator's reusable
+    per-link arrays (renumbering without a sort or an array as long as the topology's links per step)."""
 
-    def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray, via_npu=None):
+    def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray, via_npu=None, scratch=None):
         capacity, latency = topology.link_arrays()
         routes = topology.routes_via(src_npu, dst_npu, via_npu)
         valid = routes >= 0
+        hops = np.count_nonzero(valid, axis=1)
         links = routes[valid]  # flow-major: each flow's hops in route order
-        flow = np.repeat(np.arange(len(routes), dtype=np.int32), valid.sum(axis=1))
-        del routes, valid
-        self.nflows = len(src_npu)
+        self.nflows = n = len(src_npu)
+        flow = np.repeat(np.arange(n, dtype=np.int32), hops)
+        del valid
         # cost-model hook (topology/costs.py): a regime's per-transfer latency rides on the topology
-        self.latency = np.bincount(flow, weights=latency[links], minlength=self.nflows) + topology.step_latency
-        # renumber the links this step uses, without a sort
-        mark = np.zeros(len(capacity), dtype=bool)
+        self.latency = np.bincount(flow, weights=latency[links], minlength=n) + topology.step_latency
+        mark, local = scratch if scratch is not None else _scratch(len(capacity))
         mark[links] = True
         ids = np.flatnonzero(mark)
-        local = np.zeros(len(capacity), dtype=np.int32)
+        mark[ids] = False
         local[ids] = np.arange(len(ids), dtype=np.int32)
         self.link = local[links]
         self.flow = flow
         self.capacity = capacity[ids]
-        # no link carries two of this step's flows (a ring's step): the max-min rates are each flow's
-        # tightest capacity whoever is active (what progressive filling gives in its one round; 0 without links)
-        self.unshared = bool(len(self.link) == 0 or np.bincount(self.link).max() <= 1)
-        self.alone = None
-        if self.unshared:
-            self.alone = np.full(self.nflows, math.inf)
-            np.minimum.at(self.alone, self.flow, self.capacity[self.link])
-            self.alone[np.bincount(self.flow, minlength=self.nflows) == 0] = 0.0
-        self.nbytes = self.link.nbytes + self.flow.nbytes + self.latency.nbytes + self.capacity.nbytes
+        # the tightest capacity of each flow's route (0 without links)
+        self.alone = np.zeros(n)
+        first = np.zeros(n, dtype=np.int64)
+        np.cumsum(hops[:-1], out=first[1:])
+        linked = hops > 0
+        if linked.any():
+            self.alone[linked] = np.minimum.reduceat(self.capacity[self.link], first[linked])
+        users = np.bincount(self.link, minlength=len(ids))
+        shared = np.zeros(n, dtype=bool)
+        shared[flow[users[self.link] > 1]] = True
+        self.shared = shared
+        self.unshared = not shared.any()  # a ring's step: no solve at all
+        keep = shared[flow]
+        self.shared_link = self.link[keep]  # entries of the shared flows, in flow order
+        self.shared_flows = np.flatnonzero(shared)
+        self.shared_hops = hops[self.shared_flows]
+        # consecutive shared flows with the same route (the NPUs of one unit sending to the same unit through
+        # the switches above): weighted as one flow in the solves of large steps (``_Units``)
+        self.same_route = np.zeros(len(self.shared_flows), dtype=bool)
+        if len(self.shared_flows) > ROUNDED_START_FLOWS:
+            r = routes if len(self.shared_flows) == n else routes[self.shared_flows]
+            self.same_route[1:] = (r[1:] == r[:-1]).all(axis=1)
+        del routes
+        self.nbytes = sum(a.nbytes for a in (self.link, self.flow, self.latency, self.capacity, self.alone, self.shared,
+                                             self.shared_link, self.shared_flows, self.shared_hops, self.same_route))
 
-    def hops(self, flows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The (link, flow) entries of the flows marked in the boolean mask ``flows``."""
-        keep = flows[self.flow]
-        return self.link[keep], self.flow[keep]
 
-    def rates(self, link: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """Max-min rates of the flows whose hops are given, indexed by flow (zero for the others)."""
-        return progressive_filling(link, flow, self.nflows, self.capacity)
+def _scratch(nlinks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-link scratch for renumbering a step's links: a mark (kept all False between uses) and a map."""
+    return np.zeros(nlinks, dtype=bool), np.zeros(nlinks, dtype=np.int32)
+
+
+class _Units:
+    """The shared flows of one run of a step as solve units: a flow, or in a step of more than
+    ``ROUNDED_START_FLOWS`` flows a run of consecutive flows with the same route, start and bytes (they get
+    the same rate and finish together; solved as one flow of that weight). Keeps which units flow."""
+
+    def __init__(self, routes: _StepRoutes, join: np.ndarray, nbytes: np.ndarray, aggregate: bool):
+        flows = routes.shared_flows
+        if aggregate:
+            new = ~routes.same_route
+            new[1:] |= (join[flows[1:]] != join[flows[:-1]]) | (nbytes[flows[1:]] != nbytes[flows[:-1]])
+        else:
+            new = np.ones(len(flows), dtype=bool)
+        self.of = np.full(routes.nflows, -1, dtype=np.int64)  # each flow's unit (-1: not shared)
+        self.of[flows] = np.cumsum(new) - 1
+        self.hops = routes.shared_hops[new]
+        self.link = routes.shared_link[np.repeat(new, routes.shared_hops)]  # the first flow's entries
+        self.weight = np.bincount(self.of[flows]).astype(np.float64) if aggregate else None
+        self.capacity = routes.capacity
+        self.flowing = np.zeros(len(self.hops), dtype=bool)
+        self.rate = np.zeros(len(self.hops))
+
+    def change(self, flows: np.ndarray, flowing: bool) -> bool:
+        """Mark the units of ``flows`` flowing or not; True when a shared flow was among them."""
+        units = self.of[flows]
+        units = units[units >= 0]
+        self.flowing[units] = flowing
+        return bool(len(units))
+
+    def solve(self) -> np.ndarray:
+        """Max-min rates of the flowing units (every unit's rate, stale for those not flowing)."""
+        on = self.flowing
+        weight = None if self.weight is None else self.weight[on]
+        self.rate[on] = segment_filling(self.link[np.repeat(on, self.hops)], self.hops[on], self.capacity, weight)
+        return self.rate
 
 
 def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.ndarray:
@@ -106,25 +157,41 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
         # bound the rate recomputations: each flow starts at the next of MAX_START_TIMES start times
         starts = starts[np.linspace(0, len(starts) - 1, MAX_START_TIMES).round().astype(np.int64)]
         first_start = starts[np.searchsorted(starts, first_start)]
-    remaining = nbytes.astype(np.float64)
-    active = np.zeros(0, dtype=np.int64)
-    is_active = np.zeros(routes.nflows, dtype=bool)
-    hop_link, hop_flow = routes.hops(is_active)  # the active flows' hops
+    if len(starts) == 1:
+        joining = [sending]
+    else:  # the flows starting at each start time, in flow order
+        which = np.searchsorted(starts, first_start)
+        order = np.argsort(which, kind="stable")
+        joining = np.split(sending[order], np.cumsum(np.bincount(which, minlength=len(starts)))[:-1])
+    units = None
+    if not routes.unshared:
+        join = np.zeros(routes.nflows)
+        join[sending] = first_start
+        units = _Units(routes, join, nbytes, batched)
+    # the flowing transfers and, aligned with them, bytes left and rate
+    active, remaining, rate = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    stale = False  # the shared flows' rates need solving again
     now, next_start = starts[0], 0
     while len(active) or next_start < len(starts):
         if next_start < len(starts) and starts[next_start] <= now:
-            joining = sending if len(starts) == 1 else sending[first_start == starts[next_start]]
-            active = np.concatenate([active, joining])
-            is_active[joining] = True
-            if not routes.unshared:
-                hop_link, hop_flow = routes.hops(is_active)
+            new = joining[next_start]
+            active = np.concatenate([active, new])
+            remaining = np.concatenate([remaining, nbytes[new].astype(np.float64)])
+            rate = np.concatenate([rate, routes.alone[new]])  # the shared ones' rates: at the next solve
+            if units is not None and units.change(new, True):
+                stale = True
             next_start += 1
             continue
         if not len(active):  # idle until the next flow starts
             now = starts[next_start]
             continue
-        rate = routes.alone[active] if routes.unshared else routes.rates(hop_link, hop_flow)[active]
-        left = remaining[active] / rate
+        if stale:  # once per event that started or ended a shared flow
+            solved = units.solve()
+            unit = units.of[active]
+            on = unit >= 0
+            rate[on] = solved[unit[on]]
+            stale = False
+        left = remaining / rate
         first = left.min()
         until = starts[next_start] if next_start < len(starts) else math.inf
         if now + first <= until:  # the earliest flows finish before anyone else starts
@@ -133,16 +200,16 @@ def _fluid(start: np.ndarray, nbytes: np.ndarray, routes: _StepRoutes) -> np.nda
                 last = max(last, min(first + (left.max() - first) / MAX_FINISH_EVENTS, until - now))
             done = left <= last
             elapsed = left[done].max() if batched else first
-            finish[active[done]] = now + (left[done] if batched else first)
-            remaining[active] -= rate * elapsed
+            gone = active[done]
+            finish[gone] = now + (left[done] if batched else first)
+            remaining = remaining - rate * elapsed
             now = now + elapsed
-            is_active[active[done]] = False
-            if not routes.unshared:
-                kept = is_active[hop_flow]
-                hop_link, hop_flow = hop_link[kept], hop_flow[kept]
-            active = active[~done]
+            if units is not None and units.change(gone, False):
+                stale = True
+            keep = ~done
+            active, remaining, rate = active[keep], remaining[keep], rate[keep]
         else:
-            remaining[active] -= rate * (until - now)
+            remaining = remaining - rate * (until - now)
             now = until
     return finish
 
@@ -158,13 +225,16 @@ class StepwiseSimulator:
         self.npus = np.asarray(npus, dtype=np.int64)
         self._routes: dict = {}
         self._route_bytes = 0
+        self._scratch = None
 
     def routes(self, step: Step) -> _StepRoutes:
         key = (len(step), hash(np.ascontiguousarray(step.src).tobytes()), hash(np.ascontiguousarray(step.dst).tobytes()),
                None if step.via is None else hash(np.ascontiguousarray(step.via).tobytes()))
         found = self._routes.get(key)
         if found is None:
-            found = _StepRoutes(self.topology, self.npus[step.src], self.npus[step.dst], step.via)
+            if self._scratch is None:
+                self._scratch = _scratch(self.topology.num_links)
+            found = _StepRoutes(self.topology, self.npus[step.src], self.npus[step.dst], step.via, self._scratch)
             while self._routes and self._route_bytes + found.nbytes > self.ROUTE_CACHE_BYTES:
                 self._route_bytes -= self._routes.pop(next(iter(self._routes))).nbytes  # least recent
             self._route_bytes += found.nbytes

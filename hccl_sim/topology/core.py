@@ -257,29 +257,25 @@ class Topology:
         nlev = len(self.levels)
         m = self.num_mesh_levels
         strides, sizes, bases = self.strides, self.sizes, self._link_bases()
-        cs, cd = self.coords(src), self.coords(dst)
-        differ = cs != cd
-        top = nlev - 1 - np.argmax(differ[:, ::-1], axis=1)  # highest differing level
         hops = m + 2 * (nlev - m)
-        out = np.full((len(src), hops), -1, dtype=np.int64)
-        col = 0
+        out = np.empty((len(src), hops), dtype=np.int64)
+        # src and dst differ at level i or above exactly when their level-i units (npu // stride) differ:
+        # no per-level coordinates needed for the switch levels
+        in_mesh = src // strides[m] == dst // strides[m] if m < nlev else np.ones(len(src), dtype=bool)
         # mesh hops, dimension order, only for routes that stay inside the mesh levels
         cur = src.copy()
-        in_mesh = top < m
         for i in range(m):
-            hop = in_mesh & differ[:, i]
-            k = sizes[i] - 1
-            c, target = cs[:, i], cd[:, i]
-            idx = bases[i] + cur * k + np.where(target < c, target, target - 1)
-            out[:, col] = np.where(hop, idx, -1)
+            c, target = (src // strides[i]) % sizes[i], (dst // strides[i]) % sizes[i]
+            hop = in_mesh & (c != target)
+            idx = bases[i] + cur * (sizes[i] - 1) + np.where(target < c, target, target - 1)
+            out[:, i] = np.where(hop, idx, -1)
             cur = np.where(hop, cur + (target - c) * strides[i], cur)
-            col += 1
-        # switch levels: climb from level m to top, then come down
-        for i in range(m, nlev):
-            used = (~in_mesh) & (top >= i)
-            out[:, col] = np.where(used, bases[i] + 2 * (src // strides[i]), -1)
-            out[:, col + 1] = np.where(used, bases[i] + 2 * (dst // strides[i]) + 1, -1)
-            col += 2
+        # switch levels: climb from level m to the highest differing one, then come down
+        for col, i in zip(range(m, hops, 2), range(m, nlev)):
+            up, down = src // strides[i], dst // strides[i]
+            used = up != down
+            out[:, col] = np.where(used, bases[i] + 2 * up, -1)
+            out[:, col + 1] = np.where(used, bases[i] + 2 * down + 1, -1)
         if self.faults.links_down:
             out = self._detour(out, src, dst)
         return out
