@@ -51,11 +51,12 @@ MAX_FINISH_EVENTS = 4
 
 
 class _StepRoutes:
-    """One step's routes as (link, flow) entries, each flow's hops side by side in flow order, with links
-    renumbered 0..n-1 (int32), the links' capacities and each route's latency. Flows whose links carry no
-    other flow of the step (``shared`` False) run at their route's tightest capacity (``alone``) whoever
-    is active, so only the shared ones enter fair-share solves. ``scratch``: the simulator's reusable
-    per-link arrays (renumbering without a sort or an array as long as the topology's links per step)."""
+    """What the fluid model needs of one step's routes: each route's latency and tightest capacity
+    (``alone``), and, for the flows whose links carry another flow of the step (``shared``; the others run
+    at ``alone`` whoever is active and never enter a fair-share solve), their hops as link entries side
+    by side in flow order, links renumbered 0..n-1 (int32) with their capacities. ``scratch``: the
+    simulator's reusable per-link arrays (renumbering without a sort, nor an array as long as the
+    topology's links per step)."""
 
     def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray, via_npu=None, scratch=None):
         capacity, latency = topology.link_arrays()
@@ -66,32 +67,32 @@ class _StepRoutes:
         self.nflows = n = len(src_npu)
         flow = np.repeat(np.arange(n, dtype=np.int32), hops)
         del valid
-        # cost-model hook (topology/costs.py): a regime's per-transfer latency rides on the topology
-        self.latency = np.bincount(flow, weights=latency[links], minlength=n) + topology.step_latency
         mark, local = scratch if scratch is not None else _scratch(len(capacity))
         mark[links] = True
         ids = np.flatnonzero(mark)
         mark[ids] = False
         local[ids] = np.arange(len(ids), dtype=np.int32)
-        self.link = local[links]
-        self.flow = flow
+        link = local[links]
         self.capacity = capacity[ids]
+        # cost-model hook (topology/costs.py): a regime's per-transfer latency rides on the topology. Read
+        # through the step's few links, not the topology's millions (cache misses)
+        self.latency = np.bincount(flow, weights=latency[ids][link], minlength=n) + topology.step_latency
         # the tightest capacity of each flow's route (0 without links)
         self.alone = np.zeros(n)
         first = np.zeros(n, dtype=np.int64)
         np.cumsum(hops[:-1], out=first[1:])
         linked = hops > 0
         if linked.any():
-            self.alone[linked] = np.minimum.reduceat(self.capacity[self.link], first[linked])
-        users = np.bincount(self.link, minlength=len(ids))
+            self.alone[linked] = np.minimum.reduceat(self.capacity[link], first[linked])
+        users = np.bincount(link, minlength=len(ids))
         shared = np.zeros(n, dtype=bool)
-        shared[flow[users[self.link] > 1]] = True
+        shared[flow[users[link] > 1]] = True
         self.shared = shared
         self.unshared = not shared.any()  # a ring's step: no solve at all
         keep = shared[flow]
-        self.shared_link = self.link[keep]  # entries of the shared flows, in flow order
+        self.shared_link = link[keep]  # entries of the shared flows, in flow order
         self.shared_flows = np.flatnonzero(shared)
-        self.shared_hops = hops[self.shared_flows]
+        self.shared_hops = hops[self.shared_flows].astype(np.int32)
         # consecutive shared flows with the same route (the NPUs of one unit sending to the same unit through
         # the switches above): weighted as one flow in the solves of large steps (``_Units``)
         self.same_route = np.zeros(len(self.shared_flows), dtype=bool)
@@ -99,8 +100,8 @@ class _StepRoutes:
             r = routes if len(self.shared_flows) == n else routes[self.shared_flows]
             self.same_route[1:] = (r[1:] == r[:-1]).all(axis=1)
         del routes
-        self.nbytes = sum(a.nbytes for a in (self.link, self.flow, self.latency, self.capacity, self.alone, self.shared,
-                                             self.shared_link, self.shared_flows, self.shared_hops, self.same_route))
+        self.nbytes = sum(a.nbytes for a in (self.latency, self.capacity, self.alone, self.shared, self.shared_link,
+                                             self.shared_flows, self.shared_hops, self.same_route))
 
 
 def _scratch(nlinks: int) -> tuple[np.ndarray, np.ndarray]:
