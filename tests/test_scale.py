@@ -345,6 +345,27 @@ def test_large_steps_finish_flows_in_a_bounded_number_of_events(monkeypatch):
     assert batched.max() / exact.max() - 1 < 0.01  # the step's end, which sets the ranks' clocks
 
 
+
+def test_large_steps_solve_identical_flows_as_one(monkeypatch):
+    """Above ROUNDED_START_FLOWS flows, consecutive flows with the same route, start and bytes (the NPUs of
+    a board sending to one other board through the switches) are solved as one flow of that weight: the
+    same finish times as solving them one by one, with fewer units in the solves."""
+    from hccl_sim.timing import stepwise
+    topo = Topology("boards", (Level("board", 4, "mesh", 400e9, 0.2e-6), Level("sw", 16, "switch", 100e9, 1e-6)))
+    p = 64
+    src = np.arange(p)
+    dst = (src + 4 * (1 + src // 4 % 3)) % p  # board b -> board b+1..b+3: routes repeat four at a time
+    start, nbytes = np.zeros(p), np.full(p, 1e6)
+    one_by_one = stepwise._fluid(start, nbytes, stepwise._StepRoutes(topo, src, dst))
+    monkeypatch.setattr(stepwise, "ROUNDED_START_FLOWS", 8)
+    units = []
+    init = stepwise._Units.__init__
+    monkeypatch.setattr(stepwise._Units, "__init__", lambda self, *a: init(self, *a) or units.append(self))
+    weighted = stepwise._fluid(start, nbytes, stepwise._StepRoutes(topo, src, dst))
+    assert len(units[0].hops) == p // 4 and units[0].weight.tolist() == [4.0] * (p // 4)
+    assert weighted == pytest.approx(one_by_one, rel=1e-12)
+    assert len(np.unique(one_by_one)) > 1  # the boards' uplinks and downlinks are shared unevenly
+
 # ---- the stepwise engine's error, measured; the chooser sends the cases it gets wrong to the exact engine ----
 def exact_engine_time(model, schedule, itemsize=4):
     """The exact engine's time whatever the chooser would pick."""

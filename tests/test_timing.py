@@ -124,6 +124,31 @@ def test_max_min_matches_textbook_water_filling(seed):
     assert got == pytest.approx(_water_filling(routes, capacity), rel=1e-9)
 
 
+
+@pytest.mark.parametrize("seed", range(10))
+def test_weighted_flows_get_the_rates_of_their_copies(seed):
+    """``segment_filling`` with weights (the stepwise engine's aggregated flows): a flow of weight k gets
+    the rate of each of k identical flows solved one by one, on random routes and capacities."""
+    from hccl_sim.timing.fairshare import segment_filling
+    rng = np.random.default_rng(seed)
+    nlinks, nflows = int(rng.integers(2, 12)), int(rng.integers(1, 20))
+    capacity = rng.uniform(1.0, 10.0, nlinks)
+    routes = [rng.choice(nlinks, size=int(rng.integers(1, min(4, nlinks) + 1)), replace=False) for _ in range(nflows)]
+    weight = rng.integers(1, 6, nflows)
+    hops = np.array([len(r) for r in routes])
+    weighted = segment_filling(np.concatenate(routes), hops, capacity, weight)
+    copies = np.repeat(np.arange(nflows), weight)
+    one_by_one = segment_filling(np.concatenate([routes[f] for f in copies]), hops[copies], capacity)
+    assert weighted[copies] == pytest.approx(one_by_one, rel=1e-12)
+    assert weighted[copies] == pytest.approx(_water_filling(_padded([routes[f] for f in copies]), capacity), rel=1e-9)
+
+
+def _padded(routes) -> np.ndarray:
+    out = np.full((len(routes), 4), -1)
+    for f, r in enumerate(routes):
+        out[f, :len(r)] = r
+    return out
+
 def test_flow_speeds_up_when_competitor_finishes():
     # one NPU sends 1 MB and 3 MB at once over its uplink: both at BW/2 until the first ends at 2 MB/BW,
     # then the second has the whole link for its last 1 MB.
