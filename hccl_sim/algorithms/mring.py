@@ -8,6 +8,7 @@ rings (all p-1 links busy when p is prime). On a switch the rings share the NPU'
 """
 from math import gcd
 
+from . import registry as reg
 from . import ring
 from .schedule import chunk_bounds, merge_parallel
 
@@ -48,3 +49,16 @@ def allgather_blocks(ranks, blocks):
 def allreduce(ranks, count, offset=0):
     blocks = ring.segments_of(chunk_bounds(count, len(ranks)), offset)
     return reduce_scatter_blocks(ranks, blocks) + allgather_blocks(ranks, blocks)
+
+
+reg.register(reg.Algorithm(
+    "mring", "multi-ring: phi(p) rings over edge-disjoint links of a full mesh at once (UB-Mesh)",
+    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
+              "reduce_scatter": reg.blocked(reduce_scatter_blocks)},
+    formulas={"allreduce": "phi(p) rings on disjoint mesh links, n/phi(p) each: 2(p-1)a + 2(p-1)/p n/phi(p) b on a "
+                           "full mesh",
+              "allgather": "(p-1)a + (p-1)/p n/phi(p) b on a full mesh",
+              "reduce_scatter": "(p-1)a + (p-1)/p n/phi(p) (b + g) on a full mesh"},
+    hccl_names=("multiring",),
+    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks),
+    order=80))

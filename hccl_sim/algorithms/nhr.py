@@ -27,7 +27,8 @@ their reduces, so it models less than (p-1)/p n g for such schedules: HCCL reduc
 import numpy as np
 
 from .ring import segments_of
-from .schedule import BUF, Step, StepBuilder, add_segments, chunk_bounds, coalesce
+from . import registry as reg
+from .schedule import BUF, Step, StepBuilder, add_segments, as_columns, chunk_bounds, coalesce, column_counts, compact_step
 
 
 def num_steps(p: int) -> int:
@@ -125,6 +126,28 @@ def _pass_single(ranks, blocks, reduce, order):
     return steps
 
 
+def compact_pass(ranks, counts, reduce: bool):
+    """Timing-only reduce-scatter (``reduce``) or allgather on every column of the rank grid ``ranks``
+    (q, k), ``counts`` elements a column: the steps of ``_pass``, where row i's m(d) slices to row i-d
+    (i+d) are one transfer of m(d) largest chunks (``schedule.compact_step``): the data schedule's m(d)
+    slices, merged (as HCCL's allreduce slice map makes them for q = 2^k or 3 * 2^k) or not (several
+    transfers of the same pair, whose reduces the engine overlaps)."""
+    ranks = as_columns(ranks)
+    q, k = ranks.shape
+    if q < 2:
+        return []
+    chunk = -(-column_counts(counts, k) // q)  # largest chunk
+    src, steps = ranks.ravel(), []
+    for d in distances(q, reduce):
+        dst = np.roll(ranks, d if reduce else -d, axis=0).ravel()  # row i -> row i-d (i+d)
+        steps.append(compact_step(src, dst, np.broadcast_to(slices_per_step(q, d) * chunk, (q, k)), reduce))
+    return steps
+
+
+def compact_allreduce(ranks, counts):
+    return compact_pass(ranks, counts, True) + compact_pass(ranks, counts, False)
+
+
 def reduce_scatter_blocks(ranks, blocks, order=None):
     """Afterwards ``ranks[i]`` holds ``blocks[i]`` (``blocks[order[i]]``) reduced over all ranks."""
     return _pass(ranks, blocks, True, order)
@@ -140,3 +163,19 @@ def allreduce(ranks, count, offset=0):
     blocks = segments_of(chunk_bounds(count, p), offset)
     order = slice_map(p)
     return reduce_scatter_blocks(ranks, blocks, order) + allgather_blocks(ranks, blocks, order)
+
+
+reg.register(reg.Algorithm(
+    "nhr", "HCCL's nonuniform hierarchical ring: ceil(log2 p) steps for any p, no extra traffic",
+    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
+              "reduce_scatter": reg.blocked(reduce_scatter_blocks)},
+    formulas={"allreduce": "2L a + 2(p-1)/p n b + (p-1)/p n g", "allgather": "L a + (p-1)/p n b",
+              "reduce_scatter": "L a + (p-1)/p n (b + g)"},
+    compact={"allreduce": reg.on_all_ranks(compact_allreduce),
+             "reduce_scatter": reg.on_all_ranks(lambda r, c: compact_pass(r, c, True)),
+             "allgather": reg.on_all_ranks(lambda r, c: compact_pass(r, c, False))},
+    hccl_names=("nhr",),
+    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
+                    compact_reduce_scatter=lambda r, c: compact_pass(r, c, True),
+                    compact_allgather=lambda r, c: compact_pass(r, c, False), compact_allreduce=compact_allreduce),
+    order=50))

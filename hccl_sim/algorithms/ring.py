@@ -8,7 +8,8 @@ reduce-scatter (p-1)a + (p-1)/p n b (+ (p-1)/p n g); broadcast (ring scatter, th
 """
 import numpy as np
 
-from .schedule import Step, StepBuilder, add_segments, chunk_bounds, merge_parallel
+from . import registry as reg
+from .schedule import Step, StepBuilder, add_segments, as_columns, chunk_bounds, compact_step, merge_parallel, reverse_steps
 
 
 def segments_of(bounds, offset=0):
@@ -16,24 +17,56 @@ def segments_of(bounds, offset=0):
     return [[(int(bounds[i]) + offset, int(bounds[i + 1] - bounds[i]))] for i in range(len(bounds) - 1)]
 
 
+def equal_chunks(counts, q: int, timing_only: bool = False):
+    """(offsets, counts) of q near-equal chunks of each column's ``counts`` elements, shape (q, k), as
+    ``chunk_bounds`` cuts them; timing-only: offsets zero and every chunk the largest (no memory)."""
+    counts = np.atleast_1d(np.asarray(counts, dtype=np.int64))
+    if timing_only:
+        shape = (q, len(counts))
+        return np.broadcast_to(np.int64(0), shape), np.broadcast_to(-(-counts // q), shape)
+    i = np.arange(q + 1, dtype=np.int64)[:, None]
+    bounds = i * (counts // q)[None, :] + np.minimum(i, (counts % q)[None, :])
+    return bounds[:-1], np.diff(bounds, axis=0)
+
+
+def ring_pass(ranks, off, cnt, shift: int, reduce: bool, timing_only: bool = False) -> list[Step]:
+    """A ring reduce-scatter (``reduce``, shift 1) or allgather (copy, shift 0) on every column of the
+    rank grid ``ranks`` (q, k) at once: in step s position i sends block (i - s - shift) mod q of its
+    column (``off``/``cnt``, shape (q, k)) to position i + 1. Timing-only (``equal_chunks``): the q - 1
+    steps are identical, so they are one step repeated q - 1 times."""
+    ranks = as_columns(ranks) if timing_only else np.asarray(ranks, dtype=np.int64).reshape(len(ranks), -1)
+    q, k = ranks.shape
+    if q < 2:
+        return []
+    src, dst = ranks.ravel(), np.roll(ranks, -1, axis=0).ravel()
+    if timing_only:
+        return [compact_step(src, dst, np.broadcast_to(cnt.max(axis=0), (q, k)), reduce, repeat=q - 1)]
+    bufs, flags = np.zeros(q * k, dtype=np.int8), np.full(q * k, reduce)
+    steps = []
+    for s in range(q - 1):
+        which = (np.arange(q) - s - shift) % q
+        o = off[which].ravel()
+        steps.append(Step(src, dst, bufs, o, bufs, o, cnt[which].ravel(), flags))
+    return steps
+
+
 def _single_segment_pass(ranks, blocks, shift: int, reduce: bool):
-    """Every step of a ring pass where each block is one segment, built with numpy: in step s rank i
-    sends ``blocks[(i - s - shift) % p]`` to its successor (the same rows, in the same order, as the
-    loop below writes). None when some block is not exactly one segment."""
+    """``ring_pass`` over one ring whose blocks are one segment each (the usual case); None otherwise."""
     if any(len(b) != 1 for b in blocks):
         return None
-    p = len(ranks)
-    src = np.asarray(ranks, dtype=np.int64)
-    dst = np.roll(src, -1)
-    off = np.array([b[0][0] for b in blocks], dtype=np.int64)
-    cnt = np.array([b[0][1] for b in blocks], dtype=np.int64)
-    bufs, flags = np.zeros(p, dtype=np.int8), np.full(p, reduce)
-    steps = []
-    for s in range(p - 1):
-        which = (np.arange(p) - s - shift) % p
-        o = off[which]
-        steps.append(Step(src, dst, bufs, o, bufs, o, cnt[which], flags))
-    return steps
+    off = np.array([b[0][0] for b in blocks], dtype=np.int64)[:, None]
+    cnt = np.array([b[0][1] for b in blocks], dtype=np.int64)[:, None]
+    return ring_pass(ranks, off, cnt, shift, reduce)
+
+
+def compact_pass(ranks, counts, reduce: bool) -> list[Step]:
+    """Timing-only ring reduce-scatter (``reduce``) or allgather on every column of ``ranks``."""
+    q = as_columns(ranks).shape[0]
+    return ring_pass(ranks, *equal_chunks(counts, q, True), 1 if reduce else 0, reduce, timing_only=True)
+
+
+def compact_allreduce(ranks, counts) -> list[Step]:
+    return compact_pass(ranks, counts, True) + compact_pass(ranks, counts, False)
 
 
 def reduce_scatter_blocks(ranks, blocks):
@@ -131,3 +164,50 @@ def double_allgather_blocks(ranks, blocks):
 def double_allreduce(ranks, count, offset=0):
     blocks = segments_of(chunk_bounds(count, len(ranks)), offset)
     return double_reduce_scatter_blocks(ranks, blocks) + double_allgather_blocks(ranks, blocks)
+
+
+def _reduce(ctx, job, variant):
+    """Reduce as a ring reduce-scatter of p chunks, then a binomial gather of them to the root."""
+    from . import tree
+    blocks = segments_of(chunk_bounds(job.count, ctx.nranks))
+    ranks = reg.ranks_of(ctx)
+    return reduce_scatter_blocks(ranks, blocks) + tree.gather_blocks(ranks, blocks, job.root)
+
+
+def _gather_blocks(ranks, blocks, root_pos):
+    return reverse_steps(scatter_blocks(ranks, blocks, root_pos), reduce=False)
+
+
+reg.register(reg.Algorithm(
+    "ring", "every step each rank passes one block to its ring successor (p-1 steps a pass)",
+    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
+              "reduce_scatter": reg.blocked(reduce_scatter_blocks), "broadcast": reg.rooted(broadcast),
+              "reduce": _reduce, "scatter": reg.rooted_blocked(scatter_blocks),
+              "gather": reg.rooted_blocked(_gather_blocks)},
+    formulas={"allreduce": "2(p-1)a + 2(p-1)/p n b + (p-1)/p n g",
+              "allgather": "(p-1)a + (p-1)/p n b",
+              "reduce_scatter": "(p-1)a + (p-1)/p n b + (p-1)/p n g",
+              "broadcast": "ring scatter + ring allgather: 2(p-1)a + 2(p-1)/p n b",
+              "reduce": "ring RS + binomial gather: (p-1+L)a + 2(p-1)/p n b + (p-1)/p n g",
+              "scatter": "(p-1)(a + n/p b)",
+              "gather": "(p-1)(a + n/p b)"},
+    compact={"allreduce": reg.on_all_ranks(compact_allreduce),
+             "reduce_scatter": reg.on_all_ranks(lambda r, c: compact_pass(r, c, True)),
+             "allgather": reg.on_all_ranks(lambda r, c: compact_pass(r, c, False))},
+    hccl_names=("ring",),
+    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
+                    scatter=scatter_blocks, broadcast=broadcast,
+                    compact_reduce_scatter=lambda r, c: compact_pass(r, c, True),
+                    compact_allgather=lambda r, c: compact_pass(r, c, False), compact_allreduce=compact_allreduce),
+    order=10))
+
+reg.register(reg.Algorithm(
+    "dring", "double ring: two rings in opposite directions, each on half of every block",
+    builders={"allreduce": reg.flat(double_allreduce), "allgather": reg.blocked(double_allgather_blocks),
+              "reduce_scatter": reg.blocked(double_reduce_scatter_blocks)},
+    formulas={"allreduce": "two opposite rings on n/2 each: 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g on a switch",
+              "allgather": "(p-1)a + (p-1)/p n b on a switch; both directions of a ring on a mesh",
+              "reduce_scatter": "(p-1)a + (p-1)/p n (b + g) on a switch"},
+    hccl_names=("doublering", "double_ring"),
+    level=reg.Level(reduce_scatter=double_reduce_scatter_blocks, allgather=double_allgather_blocks),
+    order=70))

@@ -15,11 +15,6 @@ import os
 # the environment variables that name the default algorithm, the first set wins
 ENVIRONMENT = ("HCCL_SIM_ALGO", "HCCL_ALGO")
 
-# HCCL's names (case-insensitive) -> ours; ours map to themselves
-HCCL_NAMES = {"na": None, "ring": "ring", "h-d_r": "rhd", "hd_r": "rhd", "hdr": "rhd", "rhd": "rhd", "nb": "nb",
-              "nhr": "nhr", "pipeline": "pipeline", "pairwise": "pairwise", "fullmesh": "mesh", "mesh": "mesh",
-              "star": "star", "tree": "tree", "dbtree": "dbtree", "dring": "dring", "doublering": "dring",
-              "double_ring": "dring", "multiring": "mring", "mring": "mring"}
 # HCCL operator names -> the collectives they govern
 HCCL_OPS = {"allreduce": ("allreduce",), "allgather": ("allgather", "allgatherv"),
             "reducescatter": ("reduce_scatter", "reduce_scatterv"), "broadcast": ("broadcast",),
@@ -94,16 +89,19 @@ def is_hccl_algo(text: str | None) -> bool:
 
 
 def _levels(text: str, where: str) -> dict[int, str | None]:
+    from . import BUILDERS  # noqa: F401  (every algorithm registered)
+    from .registry import hccl_names
+    names = hccl_names()  # HCCL's names (case-insensitive) -> ours; ours map to themselves
     levels: dict[int, str | None] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         key, sep, name = part.partition(":")
         key = key.strip().lower()
         if not sep or not key.startswith("level") or not key[5:].isdigit():
             raise ValueError(f"HCCL_ALGO: {where}{part!r} is not 'levelN:ALGORITHM'")
-        if name.strip().lower() not in HCCL_NAMES:
+        if name.strip().lower() not in names:
             raise ValueError(f"HCCL_ALGO: {where}level{key[5:]} algorithm {name.strip()!r} is not one of "
-                             f"{', '.join(sorted(n for n in HCCL_NAMES if n != 'na'))} or NA")
-        levels[int(key[5:])] = HCCL_NAMES[name.strip().lower()]
+                             f"{', '.join(sorted(n for n in names if n != 'na'))} or NA")
+        levels[int(key[5:])] = names[name.strip().lower()]
     return levels
 
 

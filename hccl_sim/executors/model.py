@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..algorithms import Context, algorithms_for, build_schedule, levels, selection, split_algo
-from ..algorithms.compact import COMPACT_BUILDERS
+from ..algorithms import COMPACT_BUILDERS
 from ..algorithms.gmesh import grid as gmesh_grid
 from ..algorithms.multipath import split_multipath
 from ..timing import TimingModel, TimingResult
