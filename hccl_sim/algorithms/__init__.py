@@ -20,7 +20,7 @@ from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds,
 
 # the algorithm files; each registers itself (registry.register) when imported
 MODULES = ("ring", "tree", "rhd", "bruck", "nhr", "mesh", "mring", "dbtree", "pipeline", "star", "pairwise", "gmesh",
-           "hierarchical")
+           "hierarchical", "ahc")
 for _module in MODULES:
     import_module(f".{_module}", __name__)
 from .hierarchical import HIER_DEFAULTS, hier_levels  # noqa: E402  (hier's defaults, for selection)
@@ -96,8 +96,9 @@ def split_algo(algo: str) -> tuple[str, str]:
     return name, variant
 
 
-def algorithms_for(collective: str) -> list[str]:
-    return list(BUILDERS.get(collective, {}))
+def algorithms_for(collective: str, auto: bool = False) -> list[str]:
+    """The algorithms of ``collective`` in order; with ``auto``, those ``auto`` may pick."""
+    return registry.in_auto(collective) if auto else list(BUILDERS.get(collective, {}))
 
 
 @lru_cache(maxsize=512)

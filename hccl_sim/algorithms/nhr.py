@@ -26,9 +26,10 @@ their reduces, so it models less than (p-1)/p n g for such schedules: HCCL reduc
 """
 import numpy as np
 
-from .ring import segments_of
 from . import registry as reg
-from .schedule import BUF, Step, StepBuilder, add_segments, as_columns, chunk_bounds, coalesce, column_counts, compact_step
+from .ring import segments_of
+from .schedule import (BUF, Step, StepBuilder, add_segments, as_columns, chunk_bounds, coalesce, column_counts,
+                       compact_step)
 
 
 def num_steps(p: int) -> int:

@@ -54,7 +54,8 @@ class Algorithm:
     timing-only schedule used at scale (``Context.compact``); ``hccl_names``: HCCL_ALGO names that mean
     this algorithm (case-insensitive, besides ``name``); ``level``: its forms on one level of ``hier``;
     ``order``: its place in every list (``hccl-sim algos``, and ``auto``'s ties: the first listed wins),
-    ``order_in`` per collective where that differs."""
+    ``order_in`` per collective where that differs; ``auto``: whether ``auto`` considers it;
+    ``whole_hierarchy``: named at any level of HCCL_ALGO, it runs the whole hierarchy (HCCL's AHC)."""
     name: str
     help: str
     builders: Mapping[str, Builder]
@@ -64,11 +65,14 @@ class Algorithm:
     level: Level = Level()
     order: int = 1000
     order_in: Mapping[str, int] = field(default_factory=dict)
+    auto: bool = True
+    whole_hierarchy: bool = False
 
     def __post_init__(self):
         unknown = [c for c in (*self.builders, *self.formulas, *self.compact) if c not in COLLECTIVES]
         if unknown:
-            raise ValueError(f"algorithm {self.name!r}: unknown collectives {unknown} (known: {', '.join(COLLECTIVES)})")
+            raise ValueError(f"algorithm {self.name!r}: unknown collectives {unknown} "
+                             f"(known: {', '.join(COLLECTIVES)})")
 
     def rank(self, collective: str) -> int:
         return self.order_in.get(collective, self.order)
@@ -95,6 +99,16 @@ def builders() -> dict[str, dict[str, Builder]]:
     """collective -> algorithm name -> builder, every collective and its v-variant."""
     table = {c: {a.name: a.builders[c] for a in _for(c)} for c in COLLECTIVES}
     return {**table, **{v: table[base] for v, base in V_VARIANTS.items()}}
+
+
+def in_auto(collective: str) -> list[str]:
+    """The algorithms of ``collective`` that ``auto`` may pick, in order."""
+    return [a.name for a in _for(collective) if a.auto]
+
+
+def whole_hierarchy() -> set[str]:
+    """Algorithms that, named at one level of HCCL_ALGO, run every level."""
+    return {a.name for a in REGISTRY.values() if a.whole_hierarchy}
 
 
 def formulas() -> dict[tuple[str, str], str]:

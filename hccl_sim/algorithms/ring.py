@@ -9,7 +9,8 @@ reduce-scatter (p-1)a + (p-1)/p n b (+ (p-1)/p n g); broadcast (ring scatter, th
 import numpy as np
 
 from . import registry as reg
-from .schedule import Step, StepBuilder, add_segments, as_columns, chunk_bounds, compact_step, merge_parallel, reverse_steps
+from .schedule import (Step, StepBuilder, add_segments, as_columns, chunk_bounds, compact_step, merge_parallel,
+                       reverse_steps)
 
 
 def segments_of(bounds, offset=0):

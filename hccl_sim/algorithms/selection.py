@@ -131,6 +131,10 @@ def to_algo(collective: str, text: str, hierarchical: bool, has_hier: bool, mult
     l0, l1 = levels.get(0), levels.get(1)
     if l0 is None and l1 is None and not any(levels.values()):
         return "auto"
+    from .registry import whole_hierarchy
+    whole = [name for name in levels.values() if name in whole_hierarchy()]
+    if whole:  # HCCL's AHC: level1:AHC runs every level (level2 too); level0 names its intra-group algorithm
+        return whole[0] + (f":{l0}/ring" if l0 and l0 not in whole_hierarchy() else "")
     if max(levels, default=0) >= 2 and has_hier:  # level2 and up: one algorithm per grid level (levels.py)
         return "hier:" + "/".join(levels.get(i) or "ring" for i in range(max(levels) + 1))
     if hierarchical and has_hier:
@@ -150,4 +154,4 @@ def one_level(collective: str, variant: str, server_sizes: list[int]) -> str:
     if set(server_sizes) == {1}:
         return inter
     raise ValueError(f"{collective}: 'hier' needs servers with the same number of ranks, got server sizes "
-                     f"{server_sizes} (asymmetric hierarchical algorithms, HCCL's AHC, are not modeled yet)")
+                     f"{server_sizes}; for servers of different sizes use ahc, HCCL's asymmetric hierarchical algorithm")
