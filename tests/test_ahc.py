@@ -1,6 +1,10 @@
 """AHC (algorithms/ahc.py): HCCL's asymmetric hierarchical concatenate on servers of different sizes,
 run in-process over many server shapes against a torch reference; its modeled time on unequal servers;
-HCCL_ALGO's level1:AHC. The mpirun run (6 ranks as 4 + 2, 12 as 8 + 4) is tests/mpi_ahc.py."""
+HCCL_ALGO's level1:AHC; and under mpirun, 12 ranks as servers of 8 + 4 and 6 as 4 + 2."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -96,3 +100,13 @@ def test_hccl_algo_level1_ahc_names_the_whole_hierarchy():
 def test_unknown_level_algorithm_is_named():
     with pytest.raises(ValueError, match="ahc: inter-group algorithm 'star' has no allreduce form"):
         build_schedule("allreduce", "ahc:ring/star", _ctx((4, 2)), 100)
+
+
+def test_unequal_servers_under_mpirun_12_and_6_ranks():
+    """Real data through MPI, every modeled time equal to the prediction (tests/scripts/ahc_mpi.py): 12 ranks
+    as servers of 8 + 4, and ranks 0-5 of them as 4 + 2; allreduce (ahc and HCCL_ALGO level1:AHC),
+    reduce-scatter and allgather."""
+    script = os.path.join(os.path.dirname(__file__), "scripts", "ahc_mpi.py")
+    proc = subprocess.run(["mpirun", "-n", "12", sys.executable, script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("OK 12 ranks") == 4 and proc.stdout.count("OK 6 ranks") == 4, proc.stdout
