@@ -11,18 +11,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import import_module
-
+from pkgutil import iter_modules
 import numpy as np
 
 from . import registry
 from .ring import segments_of
 from .schedule import BUF, SEND, TMP, Schedule, Step, StepBuilder, chunk_bounds, merge_parallel, reverse_steps
 
-# the algorithm files; each registers itself (registry.register) when imported
-MODULES = ("ring", "tree", "rhd", "bruck", "nhr", "mesh", "mring", "dbtree", "pipeline", "star", "pairwise", "gmesh",
-           "hierarchical", "ahc")
-for _module in MODULES:
-    import_module(f".{_module}", __name__)
+# every module beside this one is imported, so each algorithm file registers itself (registry.register);
+# lists follow each Algorithm's ``order``, not the import order
+for _module in iter_modules(__path__):
+    import_module(f"{__name__}.{_module.name}")
 from .hierarchical import HIER_DEFAULTS, hier_levels  # noqa: E402  (hier's defaults, for selection)
 
 

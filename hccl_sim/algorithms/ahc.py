@@ -144,4 +144,4 @@ reg.register(reg.Algorithm(
                      "ranks + intra AG: about 2(m-1)a + 2(m-1)/m n b + 2(G-1)a + 2(G-1)/G n/m_min b (ring/ring)",
         "reduce_scatter": "intra RS + inter AR of the segments + one step fetching each rank's block",
         "allgather": "one step handing each block to its holders + inter AG of the segments + intra AG"},
-    hccl_names=("ahc_broke",), order=125, auto=False, whole_hierarchy=True))
+    hccl_names=("ahc", "ahc_broke"), order=125, auto=False, whole_hierarchy=True))

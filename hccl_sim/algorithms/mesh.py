@@ -133,7 +133,7 @@ reg.register(reg.Algorithm(
                                                                                 _equal_blocks(count, len(ranks)))),
              "allgather": _mesh(lambda ranks, count: allgather_blocks(ranks, _equal_blocks(count, len(ranks)))),
              "alltoall": _mesh(lambda ranks, count: alltoall(ranks, np.full((len(ranks),) * 2, count // len(ranks))))},
-    hccl_names=("fullmesh",),
+    hccl_names=("mesh", "fullmesh"),
     level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
                     scatter=star.scatter_blocks, broadcast=broadcast),
     order=60))

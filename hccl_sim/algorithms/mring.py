@@ -59,6 +59,6 @@ reg.register(reg.Algorithm(
                            "full mesh",
               "allgather": "(p-1)a + (p-1)/p n/phi(p) b on a full mesh",
               "reduce_scatter": "(p-1)a + (p-1)/p n/phi(p) (b + g) on a full mesh"},
-    hccl_names=("multiring",),
+    hccl_names=("mring", "multiring"),
     level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks),
     order=80))

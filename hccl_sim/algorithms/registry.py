@@ -51,8 +51,8 @@ class Algorithm:
 
     ``builders``: collective -> builder(ctx, job, variant); ``formulas``: collective -> Hockney cost text
     (``hccl-sim algos``); ``compact``: collective -> compact builder(ctx, count, variant, root), the
-    timing-only schedule used at scale (``Context.compact``); ``hccl_names``: HCCL_ALGO names that mean
-    this algorithm (case-insensitive, besides ``name``); ``level``: its forms on one level of ``hier``;
+    timing-only schedule used at scale (``Context.compact``); ``hccl_names``: the names (case-insensitive)
+    that select it at a level of HCCL_ALGO, its own included where HCCL_ALGO may name it; ``level``: its forms on one level of ``hier``;
     ``order``: its place in every list (``hccl-sim algos``, and ``auto``'s ties: the first listed wins),
     ``order_in`` per collective where that differs; ``auto``: whether ``auto`` considers it;
     ``whole_hierarchy``: named at any level of HCCL_ALGO, it runs the whole hierarchy (HCCL's AHC)."""
@@ -130,10 +130,10 @@ def level_forms(form: str) -> dict[str, Callable]:
 
 
 def hccl_names() -> dict[str, str | None]:
-    """HCCL_ALGO names (lower case) -> ours; ours map to themselves, NA to None (the default)."""
+    """HCCL_ALGO level names (lower case) -> our algorithm, NA -> None (the default)."""
     names: dict[str, str | None] = {"na": None}
     for a in sorted(REGISTRY.values(), key=lambda a: a.order):
-        names.update({n.lower(): a.name for n in (a.name, *a.hccl_names)})
+        names.update({n.lower(): a.name for n in a.hccl_names})
     return names
 
 

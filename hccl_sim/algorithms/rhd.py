@@ -197,7 +197,7 @@ reg.register(reg.Algorithm(
     compact={"allreduce": reg.on_all_ranks(compact_allreduce),
              "reduce_scatter": reg.on_all_ranks(compact_reduce_scatter),
              "allgather": reg.on_all_ranks(compact_allgather)},
-    hccl_names=("h-d_r", "hd_r", "hdr"),
+    hccl_names=("rhd", "h-d_r", "hd_r", "hdr"),
     level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
                     compact_reduce_scatter=compact_reduce_scatter, compact_allgather=compact_allgather,
                     compact_allreduce=compact_allreduce),

@@ -209,6 +209,6 @@ reg.register(reg.Algorithm(
     formulas={"allreduce": "two opposite rings on n/2 each: 2(p-1)a + 2(p-1)/p n b + (p-1)/p n g on a switch",
               "allgather": "(p-1)a + (p-1)/p n b on a switch; both directions of a ring on a mesh",
               "reduce_scatter": "(p-1)a + (p-1)/p n (b + g) on a switch"},
-    hccl_names=("doublering", "double_ring"),
+    hccl_names=("dring", "doublering", "double_ring"),
     level=reg.Level(reduce_scatter=double_reduce_scatter_blocks, allgather=double_allgather_blocks),
     order=70))
