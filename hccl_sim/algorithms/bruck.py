@@ -48,13 +48,10 @@ def barrier(ranks):
     return steps
 
 
+_BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks)
 reg.register(reg.Algorithm(
     "nb", "HCCL's nonuniform Bruck: ceil(log2 p) steps for any p, no extra traffic",
-    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
-              "reduce_scatter": reg.blocked(reduce_scatter_blocks),
-              "barrier": lambda ctx, job, variant: barrier(reg.ranks_of(ctx))},
+    builders={**_BUILDERS, "barrier": lambda ctx, job, variant: barrier(reg.ranks_of(ctx))},
     formulas={"allreduce": "2L a + 2(p-1)/p n b + (p-1)/p n g", "allgather": "L a + (p-1)/p n b",
               "reduce_scatter": "L a + (p-1)/p n (b + g)", "barrier": "L a (dissemination)"},
-    hccl_names=("nb",),
-    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks),
-    order=40, order_in={"barrier": 15}))
+    hccl_names=("nb",), level=_LEVEL, order=40, order_in={"barrier": 15}))

@@ -116,11 +116,11 @@ def _equal_blocks(count, p):
     return segments_of(chunk_bounds(count, p))
 
 
+_BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks, scatter=star.scatter_blocks,
+                                      broadcast=broadcast)
 reg.register(reg.Algorithm(
     "mesh", "HCCL's full mesh (direct): every rank talks to every other at once, one step a phase",
-    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
-              "reduce_scatter": reg.blocked(reduce_scatter_blocks), "broadcast": reg.rooted(broadcast),
-              "reduce": reg.rooted(reduce),
+    builders={**_BUILDERS, "broadcast": reg.rooted(broadcast), "reduce": reg.rooted(reduce),
               "alltoall": lambda ctx, job, variant: alltoall(reg.ranks_of(ctx), job.alltoall_matrix(ctx.nranks)),
               "barrier": lambda ctx, job, variant: barrier(reg.ranks_of(ctx))},
     formulas={"allreduce": "2a + 2/p n b + (p-1)/p n g on a full mesh", "allgather": "a + n/p b on a full mesh",
@@ -133,7 +133,4 @@ reg.register(reg.Algorithm(
                                                                                 _equal_blocks(count, len(ranks)))),
              "allgather": _mesh(lambda ranks, count: allgather_blocks(ranks, _equal_blocks(count, len(ranks)))),
              "alltoall": _mesh(lambda ranks, count: alltoall(ranks, np.full((len(ranks),) * 2, count // len(ranks))))},
-    hccl_names=("mesh", "fullmesh"),
-    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
-                    scatter=star.scatter_blocks, broadcast=broadcast),
-    order=60))
+    hccl_names=("mesh", "fullmesh"), level=_LEVEL, order=60))

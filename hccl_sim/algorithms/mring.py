@@ -51,14 +51,12 @@ def allreduce(ranks, count, offset=0):
     return reduce_scatter_blocks(ranks, blocks) + allgather_blocks(ranks, blocks)
 
 
+_BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks)
 reg.register(reg.Algorithm(
     "mring", "multi-ring: phi(p) rings over edge-disjoint links of a full mesh at once (UB-Mesh)",
-    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
-              "reduce_scatter": reg.blocked(reduce_scatter_blocks)},
+    builders=_BUILDERS,
     formulas={"allreduce": "phi(p) rings on disjoint mesh links, n/phi(p) each: 2(p-1)a + 2(p-1)/p n/phi(p) b on a "
                            "full mesh",
               "allgather": "(p-1)a + (p-1)/p n/phi(p) b on a full mesh",
               "reduce_scatter": "(p-1)a + (p-1)/p n/phi(p) (b + g) on a full mesh"},
-    hccl_names=("mring", "multiring"),
-    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks),
-    order=80))
+    hccl_names=("mring", "multiring"), level=_LEVEL, order=80))

@@ -166,17 +166,11 @@ def allreduce(ranks, count, offset=0):
     return reduce_scatter_blocks(ranks, blocks, order) + allgather_blocks(ranks, blocks, order)
 
 
+_BUILDERS, _COMPACT, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks, compact_pass,
+                                            compact_allreduce)
 reg.register(reg.Algorithm(
     "nhr", "HCCL's nonuniform hierarchical ring: ceil(log2 p) steps for any p, no extra traffic",
-    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
-              "reduce_scatter": reg.blocked(reduce_scatter_blocks)},
+    builders=_BUILDERS,
     formulas={"allreduce": "2L a + 2(p-1)/p n b + (p-1)/p n g", "allgather": "L a + (p-1)/p n b",
               "reduce_scatter": "L a + (p-1)/p n (b + g)"},
-    compact={"allreduce": reg.on_all_ranks(compact_allreduce),
-             "reduce_scatter": reg.on_all_ranks(lambda r, c: compact_pass(r, c, True)),
-             "allgather": reg.on_all_ranks(lambda r, c: compact_pass(r, c, False))},
-    hccl_names=("nhr",),
-    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
-                    compact_reduce_scatter=lambda r, c: compact_pass(r, c, True),
-                    compact_allgather=lambda r, c: compact_pass(r, c, False), compact_allreduce=compact_allreduce),
-    order=50))
+    compact=_COMPACT, hccl_names=("nhr",), level=_LEVEL, order=50))

@@ -175,3 +175,20 @@ def on_all_ranks(fn):
         from .schedule import RANK
         return fn(np.arange(ctx.nranks, dtype=RANK), count)
     return build
+
+
+def pass_forms(allreduce, reduce_scatter, allgather, compact_pass=None, compact_allreduce=None, **level):
+    """(builders, compact, level) of an algorithm written as allreduce(ranks, count, offset),
+    reduce_scatter(ranks, blocks) and allgather(ranks, blocks), with its timing-only
+    compact_pass(rank grid, counts, reduce) and compact_allreduce(rank grid, counts) if it has them;
+    ``level`` adds other ``Level`` forms (scatter, broadcast)."""
+    builders = {"allreduce": flat(allreduce), "allgather": blocked(allgather), "reduce_scatter": blocked(reduce_scatter)}
+    compact = {}
+    if compact_pass is not None:
+        level.update(compact_reduce_scatter=lambda ranks, counts: compact_pass(ranks, counts, True),
+                     compact_allgather=lambda ranks, counts: compact_pass(ranks, counts, False),
+                     compact_allreduce=compact_allreduce)
+        compact = {"allreduce": on_all_ranks(compact_allreduce),
+                   "reduce_scatter": on_all_ranks(level["compact_reduce_scatter"]),
+                   "allgather": on_all_ranks(level["compact_allgather"])}
+    return builders, compact, Level(allreduce=allreduce, reduce_scatter=reduce_scatter, allgather=allgather, **level)

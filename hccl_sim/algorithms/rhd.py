@@ -30,16 +30,21 @@ def _fold(ranks):
 
 def _halving(q, lo, hi, emit):
     """Recursive halving of each row's region [lo, hi) (arrays (q, k)): at distance d = q/2, q/4, .., 1
-    row i keeps the half on its side of partner i ^ d and gives the other, ``emit(d, give_lo, give_hi)``.
-    Returns the regions the rows end with."""
+    row i keeps the half on its side of partner i ^ d and gives the other (``_given``),
+    ``emit(d, lower, lo, mid, hi)`` with ``lower`` whether i < i ^ d. Returns the regions kept."""
     rows, d = np.arange(q), q // 2
     while d >= 1:
         mid = lo + (hi - lo + 1) // 2
         lower = (rows < (rows ^ d))[:, None]
-        emit(d, np.where(lower, mid, lo), np.where(lower, hi, mid))
+        emit(d, lower, lo, mid, hi)
         lo, hi = np.where(lower, lo, mid), np.where(lower, mid, hi)
         d //= 2
     return lo, hi
+
+
+def _given(lower, lo, mid, hi):
+    """The half a halving step gives away: [mid, hi) from the lower partner, [lo, mid) from the upper."""
+    return np.where(lower, mid, lo), np.where(lower, hi, mid)
 
 
 def _doubling(q, lo, hi, emit):
@@ -54,13 +59,21 @@ def _doubling(q, lo, hi, emit):
 
 
 def _exchange(core, steps, reduce, timing_only):
-    """An ``emit`` that appends one step: every row of ``core`` sends its partner's region [lo, hi)."""
-    def emit(d, lo, hi):
-        if timing_only:
-            steps.append(compact_step(core.ravel(), _partner_ranks(core, d), hi - lo, reduce))
-        else:
-            rows = np.arange(len(core))
-            steps.append(array_step(core[rows], core[rows ^ d], lo.ravel(), lo.ravel(), (hi - lo).ravel(), reduce))
+    """An ``emit`` that appends one step: every row of ``core`` sends its partner the region [lo, hi) it
+    sends (doubling: ``emit(d, lo, hi)``) or gives away (halving: ``emit(d, lower, lo, mid, hi)``)."""
+    def emit(d, *region):
+        if len(region) == 2:  # doubling: all the row holds
+            lo, hi = region
+            count = hi - lo
+        else:  # halving: the half given away
+            lower, lo, mid, hi = region
+            count = np.where(lower, hi - mid, mid - lo)
+        if timing_only:  # counts only: no offsets
+            steps.append(compact_step(core.ravel(), _partner_ranks(core, d), count, reduce))
+            return
+        start = lo if len(region) == 2 else _given(*region)[0]
+        rows = np.arange(len(core))
+        steps.append(array_step(core[rows], core[rows ^ d], start.ravel(), start.ravel(), count.ravel(), reduce))
     return emit
 
 
@@ -146,7 +159,8 @@ def _block_positions(ranks, blocks):
 
 def _block_exchange(core, owned, steps, reduce):
     """An ``emit`` over regions of core positions: every row sends its partner the owned blocks there."""
-    def emit(d, lo, hi):
+    def emit(d, *region):
+        lo, hi = region if len(region) == 2 else _given(*region)
         step = StepBuilder()
         for i in range(len(core)):
             segs = coalesce(seg for j in range(int(lo[i, 0]), int(hi[i, 0])) for seg in owned[j])
@@ -186,19 +200,17 @@ def allgather_blocks(ranks, blocks):
     return steps + ([post.build()] if r else [])
 
 
+def compact_pass(ranks, counts, reduce: bool):
+    return compact_reduce_scatter(ranks, counts) if reduce else compact_allgather(ranks, counts)
+
+
+_BUILDERS, _COMPACT, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks, compact_pass,
+                                            compact_allreduce)
 reg.register(reg.Algorithm(
     "rhd", "recursive halving-doubling, HCCL's H-D_R (log2 p steps a pass; a fold when p is not a power of two)",
-    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
-              "reduce_scatter": reg.blocked(reduce_scatter_blocks)},
+    builders=_BUILDERS,
     formulas={"allreduce": "2 log2(p) a + 2(p-1)/p n b + (p-1)/p n g  (+2(a + n b) + n g if p is not a power of two)",
               "allgather": "log2(p) a + (p-1)/p n b  (+ a + n/p b before and a + n b after if p is not a power of two)",
               "reduce_scatter": "log2(p) a + (p-1)/p n (b + g)  (+ a + n(b + g) before and a + n/p b after if p is "
                                 "not a power of two)"},
-    compact={"allreduce": reg.on_all_ranks(compact_allreduce),
-             "reduce_scatter": reg.on_all_ranks(compact_reduce_scatter),
-             "allgather": reg.on_all_ranks(compact_allgather)},
-    hccl_names=("rhd", "h-d_r", "hd_r", "hdr"),
-    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
-                    compact_reduce_scatter=compact_reduce_scatter, compact_allgather=compact_allgather,
-                    compact_allreduce=compact_allreduce),
-    order=30))
+    compact=_COMPACT, hccl_names=("rhd", "h-d_r", "hd_r", "hdr"), level=_LEVEL, order=30))

@@ -179,12 +179,12 @@ def _gather_blocks(ranks, blocks, root_pos):
     return reverse_steps(scatter_blocks(ranks, blocks, root_pos), reduce=False)
 
 
+_BUILDERS, _COMPACT, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks, compact_pass,
+                                            compact_allreduce, scatter=scatter_blocks, broadcast=broadcast)
 reg.register(reg.Algorithm(
     "ring", "every step each rank passes one block to its ring successor (p-1 steps a pass)",
-    builders={"allreduce": reg.flat(allreduce), "allgather": reg.blocked(allgather_blocks),
-              "reduce_scatter": reg.blocked(reduce_scatter_blocks), "broadcast": reg.rooted(broadcast),
-              "reduce": _reduce, "scatter": reg.rooted_blocked(scatter_blocks),
-              "gather": reg.rooted_blocked(_gather_blocks)},
+    builders={**_BUILDERS, "broadcast": reg.rooted(broadcast), "reduce": _reduce,
+              "scatter": reg.rooted_blocked(scatter_blocks), "gather": reg.rooted_blocked(_gather_blocks)},
     formulas={"allreduce": "2(p-1)a + 2(p-1)/p n b + (p-1)/p n g",
               "allgather": "(p-1)a + (p-1)/p n b",
               "reduce_scatter": "(p-1)a + (p-1)/p n b + (p-1)/p n g",
@@ -192,15 +192,7 @@ reg.register(reg.Algorithm(
               "reduce": "ring RS + binomial gather: (p-1+L)a + 2(p-1)/p n b + (p-1)/p n g",
               "scatter": "(p-1)(a + n/p b)",
               "gather": "(p-1)(a + n/p b)"},
-    compact={"allreduce": reg.on_all_ranks(compact_allreduce),
-             "reduce_scatter": reg.on_all_ranks(lambda r, c: compact_pass(r, c, True)),
-             "allgather": reg.on_all_ranks(lambda r, c: compact_pass(r, c, False))},
-    hccl_names=("ring",),
-    level=reg.Level(allreduce=allreduce, reduce_scatter=reduce_scatter_blocks, allgather=allgather_blocks,
-                    scatter=scatter_blocks, broadcast=broadcast,
-                    compact_reduce_scatter=lambda r, c: compact_pass(r, c, True),
-                    compact_allgather=lambda r, c: compact_pass(r, c, False), compact_allreduce=compact_allreduce),
-    order=10))
+    compact=_COMPACT, hccl_names=("ring",), level=_LEVEL, order=10))
 
 reg.register(reg.Algorithm(
     "dring", "double ring: two rings in opposite directions, each on half of every block",
