@@ -13,7 +13,7 @@ import numpy as np
 from . import registry as reg
 from . import star
 from .ring import segments_of
-from .schedule import BUF, SEND, array_step, chunk_bounds
+from .schedule import BUF, SEND, array_step, chunk_bounds, flatten_blocks
 
 
 def _pairs(p: int, skip_dst: int = -1):
@@ -23,20 +23,11 @@ def _pairs(p: int, skip_dst: int = -1):
     return src[keep], dst[keep]
 
 
-def _segments(blocks):
-    """Flattened segments of ``blocks`` (a list of (offset, count) lists): block id, offset, count, and
-    each block's first segment index and number of segments."""
-    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
-    flat = np.array([seg for b in blocks for seg in b], dtype=np.int64).reshape(-1, 2)
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return flat[:, 0], flat[:, 1], first, sizes
-
-
 def _pair_step(ranks, src, dst, blocks, block_of, reduce):
     """One step: pair (src[t], dst[t]) moves every segment of ``blocks[block_of[t]]`` (same offset on
     both sides), pairs in the given order, segments in block order."""
     ranks = np.asarray(ranks, dtype=np.int64)
-    off, cnt, first, sizes = _segments(blocks)
+    off, cnt, first, sizes = flatten_blocks(blocks)
     per_pair = sizes[block_of]
     seg = np.repeat(first[block_of] - np.cumsum(per_pair) + per_pair, per_pair) + np.arange(int(per_pair.sum()))
     src, dst = np.repeat(src, per_pair), np.repeat(dst, per_pair)

@@ -28,8 +28,7 @@ import numpy as np
 
 from . import registry as reg
 from .ring import segments_of
-from .schedule import (BUF, Step, StepBuilder, add_segments, as_columns, chunk_bounds, coalesce, column_counts,
-                       compact_step)
+from .schedule import BUF, Step, as_columns, chunk_bounds, column_counts, compact_step, flatten_blocks
 
 
 def num_steps(p: int) -> int:
@@ -77,43 +76,28 @@ def slice_map(p: int) -> list[int]:
 
 
 def _pass(ranks, blocks, reduce, order=None):
-    """Reduce-scatter (``reduce``) or allgather steps; ``blocks[order[v]]`` holds virtual slice v."""
-    p, steps = len(ranks), []
-    order = list(range(p)) if order is None else order
-    if all(len(segs) <= 1 for segs in blocks):
-        return _pass_single(ranks, blocks, reduce, order)
-    for d in distances(p, reduce):
-        m = slices_per_step(p, d)
-        step = StepBuilder()
-        for i in range(p):
-            # reduce-scatter: i -> i-d with i-d, i-3d, ...; allgather: i -> i+d with i, i-2d, ...
-            dst, first = ((i - d) % p, (i - d) % p) if reduce else ((i + d) % p, i)
-            segs = coalesce(seg for j in range(m) for seg in blocks[order[(first - 2 * j * d) % p]])
-            add_segments(step, ranks[i], ranks[dst], segs, reduce=reduce)
-        steps.append(step.build())
-    return steps
-
-
-def _pass_single(ranks, blocks, reduce, order):
-    """``_pass`` in numpy for blocks of at most one segment each (the usual case): the same transfers
-    in the same order, without a Python loop over the p(p-1) slices a pass moves."""
+    """Reduce-scatter (``reduce``) or allgather steps; ``blocks[order[v]]`` (lists of (offset, count)
+    segments) holds virtual slice v. Step at distance d: rank i sends rank i-d the slices i-d, i-3d, ..
+    (reduce-scatter) or rank i+d the slices i, i-2d, .. (allgather), m(d) of them, their segments merged
+    where adjacent (one transfer each, rank by rank, offsets ascending); numpy-built for all ranks."""
     p = len(ranks)
     ranks = np.asarray(ranks, dtype=np.int64)
-    off = np.array([segs[0][0] if segs else 0 for segs in blocks], dtype=np.int64)
-    cnt = np.array([segs[0][1] if segs else 0 for segs in blocks], dtype=np.int64)
-    order = np.asarray(order, dtype=np.int64)
+    off, cnt, first_seg, sizes = flatten_blocks(blocks)
+    order = np.arange(p, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
     rows = np.arange(p, dtype=np.int64)
     steps = []
     for d in distances(p, reduce):
         m = slices_per_step(p, d)
         dst = (rows - d) % p if reduce else (rows + d) % p
         first = dst if reduce else rows
-        chunk = order[(first[:, None] - 2 * d * np.arange(m)[None, :]) % p]  # (p, m) chunks each rank sends
-        o, c = off[chunk], cnt[chunk]
-        by_offset = np.argsort(o, axis=1, kind="stable")
-        o, c = np.take_along_axis(o, by_offset, 1), np.take_along_axis(c, by_offset, 1)
-        row = np.broadcast_to(rows[:, None], (p, m))
-        keep = c > 0  # row-major: rank by rank, offsets ascending, as coalesce orders them
+        chunk = order[(first[:, None] - 2 * d * np.arange(m)[None, :]) % p].ravel()  # the slices, rank by rank
+        per = sizes[chunk]
+        seg = np.repeat(first_seg[chunk] - np.cumsum(per) + per, per) + np.arange(int(per.sum()))
+        row = np.repeat(np.repeat(rows, m), per)
+        o, c = off[seg], cnt[seg]
+        by_offset = np.argsort(row * (int(o.max(initial=0)) + 1) + o, kind="stable")  # within a rank, as coalesce
+        o, c, row = o[by_offset], c[by_offset], row[by_offset]
+        keep = c > 0
         o, c, row = o[keep], c[keep], row[keep]
         new = np.ones(len(o), dtype=bool)  # a segment starts unless it continues the previous one
         new[1:] = (row[1:] != row[:-1]) | (o[1:] != o[:-1] + c[:-1])

@@ -9,8 +9,8 @@ reduce-scatter (p-1)a + (p-1)/p n b (+ (p-1)/p n g); broadcast (ring scatter, th
 import numpy as np
 
 from . import registry as reg
-from .schedule import (Step, StepBuilder, add_segments, as_columns, chunk_bounds, compact_step, merge_parallel,
-                       reverse_steps)
+from .schedule import (Step, StepBuilder, add_segments, as_columns, chunk_bounds, column_counts, compact_step,
+                       flatten_blocks, merge_parallel, reverse_steps)
 
 
 def segments_of(bounds, offset=0):
@@ -18,52 +18,42 @@ def segments_of(bounds, offset=0):
     return [[(int(bounds[i]) + offset, int(bounds[i + 1] - bounds[i]))] for i in range(len(bounds) - 1)]
 
 
-def equal_chunks(counts, q: int, timing_only: bool = False):
-    """(offsets, counts) of q near-equal chunks of each column's ``counts`` elements, shape (q, k), as
-    ``chunk_bounds`` cuts them; timing-only: offsets zero and every chunk the largest (no memory)."""
-    counts = np.atleast_1d(np.asarray(counts, dtype=np.int64))
-    if timing_only:
-        shape = (q, len(counts))
-        return np.broadcast_to(np.int64(0), shape), np.broadcast_to(-(-counts // q), shape)
-    i = np.arange(q + 1, dtype=np.int64)[:, None]
-    bounds = i * (counts // q)[None, :] + np.minimum(i, (counts % q)[None, :])
-    return bounds[:-1], np.diff(bounds, axis=0)
+def ring_pass(ranks, blocks, shift: int, reduce: bool, timing_only: bool = False) -> list[Step]:
+    """A ring reduce-scatter (``reduce``, shift 1) or allgather (copy, shift 0): in step s = 0..q-2 position
+    i sends block (i - s - shift) mod q to position i + 1, built with numpy for all positions at once.
 
-
-def ring_pass(ranks, off, cnt, shift: int, reduce: bool, timing_only: bool = False) -> list[Step]:
-    """A ring reduce-scatter (``reduce``, shift 1) or allgather (copy, shift 0) on every column of the
-    rank grid ``ranks`` (q, k) at once: in step s position i sends block (i - s - shift) mod q of its
-    column (``off``/``cnt``, shape (q, k)) to position i + 1. Timing-only (``equal_chunks``): the q - 1
-    steps are identical, so they are one step repeated q - 1 times."""
-    ranks = as_columns(ranks) if timing_only else np.asarray(ranks, dtype=np.int64).reshape(len(ranks), -1)
-    q, k = ranks.shape
-    if q < 2:
-        return []
-    src, dst = ranks.ravel(), np.roll(ranks, -1, axis=0).ravel()
+    Data: ``ranks`` a list of q ranks, ``blocks[i]`` position i's (offset, count) segments (the same rows,
+    in the same order, as one transfer per segment, position by position). Timing-only: ``ranks`` a (q, k)
+    grid, k rings at once (one per column), ``blocks`` the elements of each column, cut in q chunks that
+    all carry the largest (``schedule.compact_step``), so the q - 1 steps are identical: one step repeated."""
     if timing_only:
-        return [compact_step(src, dst, np.broadcast_to(cnt.max(axis=0), (q, k)), reduce, repeat=q - 1)]
-    bufs, flags = np.zeros(q * k, dtype=np.int8), np.full(q * k, reduce)
+        ranks = as_columns(ranks)
+        q, k = ranks.shape
+        if q < 2:
+            return []
+        chunk = np.broadcast_to(-(-column_counts(blocks, k) // q), (q, k))
+        return [compact_step(ranks.ravel(), np.roll(ranks, -1, axis=0).ravel(), chunk, reduce, repeat=q - 1)]
+    q = len(ranks)
+    off, cnt, first, sizes = flatten_blocks(blocks)
+    src, dst = np.asarray(ranks, dtype=np.int64), np.roll(np.asarray(ranks, dtype=np.int64), -1)
+    single = bool((sizes == 1).all())
     steps = []
     for s in range(q - 1):
         which = (np.arange(q) - s - shift) % q
-        o = off[which].ravel()
-        steps.append(Step(src, dst, bufs, o, bufs, o, cnt[which].ravel(), flags))
+        if single:  # one segment a block (the usual case): no expansion
+            seg, a, b = first[which], src, dst
+        else:
+            per = sizes[which]
+            seg = np.repeat(first[which] - np.cumsum(per) + per, per) + np.arange(int(per.sum()))
+            a, b = np.repeat(src, per), np.repeat(dst, per)
+        bufs = np.zeros(len(seg), dtype=np.int8)
+        steps.append(Step(a, b, bufs, off[seg], bufs, off[seg], cnt[seg], np.full(len(seg), reduce)))
     return steps
 
 
-def _single_segment_pass(ranks, blocks, shift: int, reduce: bool):
-    """``ring_pass`` over one ring whose blocks are one segment each (the usual case); None otherwise."""
-    if any(len(b) != 1 for b in blocks):
-        return None
-    off = np.array([b[0][0] for b in blocks], dtype=np.int64)[:, None]
-    cnt = np.array([b[0][1] for b in blocks], dtype=np.int64)[:, None]
-    return ring_pass(ranks, off, cnt, shift, reduce)
-
-
 def compact_pass(ranks, counts, reduce: bool) -> list[Step]:
-    """Timing-only ring reduce-scatter (``reduce``) or allgather on every column of ``ranks``."""
-    q = as_columns(ranks).shape[0]
-    return ring_pass(ranks, *equal_chunks(counts, q, True), 1 if reduce else 0, reduce, timing_only=True)
+    """Timing-only ring reduce-scatter (``reduce``) or allgather on every column of the rank grid ``ranks``."""
+    return ring_pass(ranks, counts, 1 if reduce else 0, reduce, timing_only=True)
 
 
 def compact_allreduce(ranks, counts) -> list[Step]:
@@ -72,30 +62,12 @@ def compact_allreduce(ranks, counts) -> list[Step]:
 
 def reduce_scatter_blocks(ranks, blocks):
     """Afterwards ``ranks[i]`` holds ``blocks[i]`` reduced over all ranks."""
-    fast = _single_segment_pass(ranks, blocks, 1, True)
-    if fast is not None:
-        return fast
-    p, steps = len(ranks), []
-    for s in range(p - 1):
-        step = StepBuilder()
-        for i in range(p):
-            add_segments(step, ranks[i], ranks[(i + 1) % p], blocks[(i - s - 1) % p], reduce=True)
-        steps.append(step.build())
-    return steps
+    return ring_pass(ranks, blocks, 1, True)
 
 
 def allgather_blocks(ranks, blocks):
     """``ranks[i]`` starts with ``blocks[i]``; afterwards every rank holds all blocks."""
-    fast = _single_segment_pass(ranks, blocks, 0, False)
-    if fast is not None:
-        return fast
-    p, steps = len(ranks), []
-    for s in range(p - 1):
-        step = StepBuilder()
-        for i in range(p):
-            add_segments(step, ranks[i], ranks[(i + 1) % p], blocks[(i - s) % p])
-        steps.append(step.build())
-    return steps
+    return ring_pass(ranks, blocks, 0, False)
 
 
 def reduce_scatter(ranks, count, offset=0):

@@ -147,6 +147,15 @@ def add_segments(step: StepBuilder, src, dst, segments, reduce=False, src_buf=BU
         step.add(src, dst, off, off, cnt, reduce, src_buf, dst_buf)
 
 
+def flatten_blocks(blocks):
+    """Every segment of ``blocks`` (per block, a list of (offset, count)) in block order: (offsets, counts,
+    each block's first segment index, its number of segments), numpy arrays."""
+    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+    flat = np.array([seg for b in blocks for seg in b], dtype=np.int64).reshape(-1, 2)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return flat[:, 0], flat[:, 1], first, sizes
+
+
 def coalesce(segments) -> list[tuple[int, int]]:
     """Sorted (offset, count) segments with adjacent ones merged and empty ones dropped."""
     out: list[list[int]] = []
