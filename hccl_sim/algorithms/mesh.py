@@ -13,7 +13,7 @@ import numpy as np
 from . import registry as reg
 from . import star
 from .ring import segments_of
-from .schedule import BUF, SEND, array_step, chunk_bounds, flatten_blocks
+from .schedule import SEND, array_step, chunk_bounds, flatten_blocks
 
 
 def _pairs(p: int, skip_dst: int = -1):
