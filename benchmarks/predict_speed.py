@@ -64,7 +64,7 @@ def main():
     parser.add_argument("--case-timeout", type=float, default=120, help="stop a case after this many seconds")
     args = parser.parse_args()
     from hccl_sim.algorithms import BUILDERS, split_algo
-    from hccl_sim.algorithms.compact import COMPACT_BUILDERS
+    from hccl_sim.algorithms import COMPACT_BUILDERS
     from hccl_sim.topology.units import parse_size
     count = parse_size(args.size) // 4
     cases = [tuple(c.split("/", 1)) for c in args.cases.split(",")] if args.cases else CASES

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from hccl_sim.algorithms import Context, build_schedule
-from hccl_sim.algorithms.compact import MESH_MAX_TRANSFERS
+from hccl_sim.algorithms.mesh import MESH_MAX_TRANSFERS
 from hccl_sim.executors.model import NetworkModel
 from test_collectives import run_case
 

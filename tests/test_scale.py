@@ -7,7 +7,7 @@ import torch
 
 import hccl_sim
 from hccl_sim.algorithms import Context, Schedule, StepBuilder, build_schedule
-from hccl_sim.algorithms.compact import ring_pass
+from hccl_sim.algorithms.ring import compact_pass as ring_pass
 from hccl_sim.algorithms.schedule import merge_parallel
 from hccl_sim.executors.local import run_local
 from hccl_sim.executors.model import COMPACT_RANKS, NetworkModel, server_groups

@@ -7,6 +7,7 @@ dissemination pattern with empty messages.
 Cost (n bytes, equal blocks): allgather and reduce-scatter ceil(log2 p) a + (p-1)/p n b
 (+ (p-1)/p n g); allreduce 2 ceil(log2 p) a + 2(p-1)/p n b + (p-1)/p n g.
 """
+from . import registry as reg
 from .ring import segments_of
 from .schedule import StepBuilder, add_segments, chunk_bounds, coalesce, reverse_steps
 
@@ -45,3 +46,12 @@ def barrier(ranks):
             step.add(ranks[i], ranks[(i + (1 << k)) % p], 0, 0, 0)
         steps.append(step.build())
     return steps
+
+
+_BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks)
+reg.register(reg.Algorithm(
+    "nb", "HCCL's nonuniform Bruck: ceil(log2 p) steps for any p, no extra traffic",
+    builders={**_BUILDERS, "barrier": lambda ctx, job, variant: barrier(reg.ranks_of(ctx))},
+    formulas={"allreduce": "2L a + 2(p-1)/p n b + (p-1)/p n g", "allgather": "L a + (p-1)/p n b",
+              "reduce_scatter": "L a + (p-1)/p n (b + g)", "barrier": "L a (dissemination)"},
+    hccl_names=("nb",), level=_LEVEL, order=40, order_in={"barrier": 15}))

@@ -4,6 +4,7 @@ most ranks that are leaves in one tree are inner nodes in the other.
 
 Cost (flat, large n): about n b for each of reduce and broadcast plus 2(log2 p + K) a per tree.
 """
+from . import registry as reg
 from . import pipeline
 from .schedule import merge_parallel
 
@@ -36,3 +37,10 @@ def allreduce(ranks, count, offset=0, variant=""):
         k = pipeline.chunks_for(n, variant)
         trees.append(pipeline.tree_reduce(tree, n, k, lo) + pipeline.tree_broadcast(tree, n, k, lo))
     return merge_parallel(trees)
+
+
+reg.register(reg.Algorithm(
+    "dbtree", "NCCL's double binary tree: two complementary trees, each on half the data, pipelined",
+    builders={"allreduce": lambda ctx, job, variant: allreduce(reg.ranks_of(ctx), job.count, 0, variant)},
+    formulas={"allreduce": "two pipelined binary trees on n/2 each, reduce then broadcast"},
+    hccl_names=("dbtree",), order=90))

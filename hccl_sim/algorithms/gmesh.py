@@ -15,14 +15,14 @@ Every level above the group is a switch level (the mesh levels are in the group)
 all climb to the highest level where u has a non-zero digit, whatever its lower digits: rounds with
 the same highest digit load the links alike, up to relabeling. The compact form (timing only, any
 size) is then one representative round per class (digit 1 at that level) repeated by the class size,
-the same argument as compact.alltoall_pairwise; exact for the stepwise engine (tests compare both).
+the same argument as pairwise.alltoall_by_digits; exact for the stepwise engine (tests compare both).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .compact import compact_step
-from .schedule import SEND, array_step
+from . import registry as reg
+from .schedule import SEND, array_step, compact_step
 
 
 def grid(ctx) -> tuple[int, list[int]]:
@@ -75,7 +75,7 @@ def alltoall(ctx, matrix):
     return steps
 
 
-def compact_alltoall(ctx, count, _variant=None):
+def compact_alltoall(ctx, count, _variant=None, _root=0):
     """Timing-only rounds with equal blocks of count // p: round 0, then one round per level above the
     group, repeated by the number of rounds whose highest non-zero digit is that level."""
     group, upper = grid(ctx)
@@ -92,3 +92,12 @@ def compact_alltoall(ctx, count, _variant=None):
             steps.append(round_step([int(k == level) for k in range(len(upper))], (radix - 1) * below))
         below *= radix
     return steps
+
+
+reg.register(reg.Algorithm(
+    "gmesh", "grouped full-mesh all-to-all: rounds of the peers of one group of the rank grid",
+    builders={"alltoall": lambda ctx, job, variant: alltoall(ctx, job.alltoall_matrix(ctx.nranks))},
+    formulas={"alltoall": "rounds of groups of G (mesh levels, else level 0): a + (G-1) n/p b, then p/G - 1 "
+                          "rounds of a + G n/p b"},
+    compact={"alltoall": compact_alltoall},
+    order=140))

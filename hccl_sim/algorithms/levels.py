@@ -22,7 +22,7 @@ A mesh step of dimension d sends from every rank one chunk to each of the s-1 ot
 group (a reduce in the reduce-scatter, a copy in the allgather): transfers are built with numpy for
 all ranks at once, with real offsets, so the same schedule serves data executors and the timing
 engine at any size. Other levels use the per-group algorithms of hierarchical.py (full schedules) or
-compact.py (timing-only, ``Context.compact``).
+their compact forms (timing-only, ``Context.compact``): each algorithm's registered ``Level``.
 """
 from __future__ import annotations
 
@@ -30,16 +30,9 @@ from math import lcm
 
 import numpy as np
 
-from . import compact as cp
-from .hierarchical import ALLGATHER, INTER, REDUCE_SCATTER
+from .registry import level_forms
 from .ring import segments_of
 from .schedule import Step, array_step, chunk_bounds, merge_parallel, reverse_steps
-
-# compact (timing-only) forms per level: (reduce-scatter, allgather) passes and top allreduce over columns
-COMPACT_PASSES = {"ring": (lambda r, c: cp.ring_pass(r, c, True), lambda r, c: cp.ring_pass(r, c, False)),
-                  "rhd": (cp.rhd_reduce_scatter, cp.rhd_allgather),
-                  "nhr": (lambda r, c: cp.nhr_pass(r, c, True), lambda r, c: cp.nhr_pass(r, c, False))}
-COMPACT_ALLREDUCE = cp.INTER_ALLREDUCE
 # the collectives with an N-level form here (broadcast and reduce: full schedules only, not at compact scale)
 COLLECTIVES = ("allreduce", "reduce_scatter", "allgather", "broadcast", "reduce")
 
@@ -62,12 +55,13 @@ def check_names(ctx, names, collective):
     if len(names) != len(levels):
         raise ValueError(f"{collective}: hier with {len(names)} levels ({'/'.join(names)}), but the ranks span "
                          f"{len(levels)} levels of sizes {[ctx.radices[i] for i in levels]}")
-    table = INTER if collective == "allreduce" else REDUCE_SCATTER
+    reduce_scatter = level_forms("reduce_scatter")
+    table = level_forms("allreduce") if collective == "allreduce" else reduce_scatter
     for i, name in enumerate(names):
-        ok = name in (table if i == len(names) - 1 else REDUCE_SCATTER)
+        ok = name in (table if i == len(names) - 1 else reduce_scatter)
         if not ok:
             raise ValueError(f"hier: level{i} algorithm {name!r} is not one of "
-                             f"{', '.join(table if i == len(names) - 1 else REDUCE_SCATTER)}")
+                             f"{', '.join(table if i == len(names) - 1 else reduce_scatter)}")
 
 
 class _Grid:
@@ -206,8 +200,9 @@ def _level_pass(ctx, grid, lvl, name, segs):
     cols = grid.columns(lvl)
     s, ncol = cols.shape
     new = []
-    if ctx.compact and name in COMPACT_PASSES and name != "mesh":
-        rs_fn, ag_fn = COMPACT_PASSES[name]
+    compact_rs, compact_ag = level_forms("compact_reduce_scatter"), level_forms("compact_allgather")
+    if ctx.compact and name in compact_rs and name != "mesh":
+        rs_fn, ag_fn = compact_rs[name], compact_ag[name]
         counts = _merged_counts(cols, segs)
         rs, ag = rs_fn(cols, counts), ag_fn(cols, counts)
         new = [(lo, lo + -(-(hi - lo) // s)) for lo, hi in segs]  # compact passes move largest chunks
@@ -221,8 +216,8 @@ def _level_pass(ctx, grid, lvl, name, segs):
         rs = [_step(rs_parts, True)]
         return rs, reverse_steps(rs, reduce=False), new
     if ctx.compact:
-        raise ValueError(f"hier: level algorithm {name!r} has no compact form (compact: mesh, {', '.join(COMPACT_PASSES)})")
-    rs_fn, ag_fn = REDUCE_SCATTER[name], ALLGATHER[name]
+        raise ValueError(f"hier: level algorithm {name!r} has no compact form (compact: mesh, {', '.join(compact_rs)})")
+    rs_fn, ag_fn = level_forms("reduce_scatter")[name], level_forms("allgather")[name]
     rs_lists, ag_lists = [], []
     for lo, hi in segs:
         nlo, nhi = lo.copy(), hi.copy()
@@ -240,19 +235,21 @@ def _level_pass(ctx, grid, lvl, name, segs):
 
 def _top_allreduce(ctx, cols, name, segs):
     if name == "mesh" or not ctx.compact:
-        if name not in INTER:
-            raise ValueError(f"hier: top-level algorithm {name!r} is not one of {', '.join(INTER)}")
+        inter = level_forms("allreduce")
+        if name not in inter:
+            raise ValueError(f"hier: top-level algorithm {name!r} is not one of {', '.join(inter)}")
         lists = []
         for lo, hi in segs:
             for col in range(cols.shape[1]):
                 members = cols[:, col]
                 a, b = int(lo[members[0]]), int(hi[members[0]])
-                lists.append(INTER[name]([int(m) for m in members], b - a, a))
+                lists.append(inter[name]([int(m) for m in members], b - a, a))
         return merge_parallel(lists)
-    if name not in COMPACT_ALLREDUCE:
+    compact = level_forms("compact_allreduce")
+    if name not in compact:
         raise ValueError(f"hier: top-level algorithm {name!r} has no compact form (compact: mesh, "
-                         f"{', '.join(COMPACT_ALLREDUCE)})")
-    return COMPACT_ALLREDUCE[name](cols, _merged_counts(cols, segs))
+                         f"{', '.join(compact)})")
+    return compact[name](cols, _merged_counts(cols, segs))
 
 
 def _plan(ctx, names, count):
@@ -334,7 +331,7 @@ def reduce_scatter_blocks(ctx, blocks, names):
                 mine = held[members[0]]
                 member_blocks = [[(int(o[b]), int(n[b])) for b in np.flatnonzero(mine & (coords[level] == j))
                                   for o, n in pieces] for j in range(len(members))]
-                lists.append(REDUCE_SCATTER[name](members, member_blocks))
+                lists.append(level_forms("reduce_scatter")[name](members, member_blocks))
             steps += merge_parallel(lists)
         held &= same[level]
     return steps

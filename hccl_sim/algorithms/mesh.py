@@ -10,8 +10,10 @@ the timing engine (hundreds of ranks in milliseconds; what bounds the size is th
 """
 import numpy as np
 
+from . import registry as reg
+from . import star
 from .ring import segments_of
-from .schedule import BUF, SEND, array_step, chunk_bounds
+from .schedule import SEND, array_step, chunk_bounds, flatten_blocks
 
 
 def _pairs(p: int, skip_dst: int = -1):
@@ -21,20 +23,11 @@ def _pairs(p: int, skip_dst: int = -1):
     return src[keep], dst[keep]
 
 
-def _segments(blocks):
-    """Flattened segments of ``blocks`` (a list of (offset, count) lists): block id, offset, count, and
-    each block's first segment index and number of segments."""
-    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
-    flat = np.array([seg for b in blocks for seg in b], dtype=np.int64).reshape(-1, 2)
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    return flat[:, 0], flat[:, 1], first, sizes
-
-
 def _pair_step(ranks, src, dst, blocks, block_of, reduce):
     """One step: pair (src[t], dst[t]) moves every segment of ``blocks[block_of[t]]`` (same offset on
     both sides), pairs in the given order, segments in block order."""
     ranks = np.asarray(ranks, dtype=np.int64)
-    off, cnt, first, sizes = _segments(blocks)
+    off, cnt, first, sizes = flatten_blocks(blocks)
     per_pair = sizes[block_of]
     seg = np.repeat(first[block_of] - np.cumsum(per_pair) + per_pair, per_pair) + np.arange(int(per_pair.sum()))
     src, dst = np.repeat(src, per_pair), np.repeat(dst, per_pair)
@@ -91,3 +84,44 @@ def barrier(ranks):
     ranks = np.asarray(ranks, dtype=np.int64)
     zero = np.zeros(len(src), dtype=np.int64)
     return [array_step(ranks[src], ranks[dst], zero, zero, zero, False)]
+
+
+# a mesh step holds p(p-1) transfers: above this many the full-mesh schedule is refused (memory: ~50
+# bytes a transfer), naming the forms that scale
+MESH_MAX_TRANSFERS = 1 << 23
+
+
+def _mesh(build):
+    """The full-mesh schedule (numpy-built, equal chunks) as a compact builder, refused above
+    MESH_MAX_TRANSFERS transfers a step."""
+    def compact(ctx, count, _variant, _root):
+        p = ctx.nranks
+        if p * (p - 1) > MESH_MAX_TRANSFERS:
+            raise ValueError(f"mesh: {p} ranks make {p * (p - 1)} transfers a step (at most {MESH_MAX_TRANSFERS}); "
+                             "at this scale use mesh by level (hier:mesh/...) or, for all-to-all, gmesh")
+        return build(list(range(p)), count)
+    return compact
+
+
+def _equal_blocks(count, p):
+    return segments_of(chunk_bounds(count, p))
+
+
+_BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks, scatter=star.scatter_blocks,
+                                      broadcast=broadcast)
+reg.register(reg.Algorithm(
+    "mesh", "HCCL's full mesh (direct): every rank talks to every other at once, one step a phase",
+    builders={**_BUILDERS, "broadcast": reg.rooted(broadcast), "reduce": reg.rooted(reduce),
+              "alltoall": lambda ctx, job, variant: alltoall(reg.ranks_of(ctx), job.alltoall_matrix(ctx.nranks)),
+              "barrier": lambda ctx, job, variant: barrier(reg.ranks_of(ctx))},
+    formulas={"allreduce": "2a + 2/p n b + (p-1)/p n g on a full mesh", "allgather": "a + n/p b on a full mesh",
+              "reduce_scatter": "a + n/p b + (p-1)/p n g on a full mesh",
+              "broadcast": "direct scatter + direct allgather: 2a + 2/p n b on a full mesh",
+              "reduce": "direct RS + direct gather: 2a + 2/p n b + (p-1)/p n g on a full mesh",
+              "alltoall": "a + n/p b on a full mesh; a + (p-1)/p n b on a switch", "barrier": "a"},
+    compact={"allreduce": _mesh(allreduce),
+             "reduce_scatter": _mesh(lambda ranks, count: reduce_scatter_blocks(ranks,
+                                                                                _equal_blocks(count, len(ranks)))),
+             "allgather": _mesh(lambda ranks, count: allgather_blocks(ranks, _equal_blocks(count, len(ranks)))),
+             "alltoall": _mesh(lambda ranks, count: alltoall(ranks, np.full((len(ranks),) * 2, count // len(ranks))))},
+    hccl_names=("mesh", "fullmesh"), level=_LEVEL, order=60))

@@ -8,6 +8,7 @@ rings (all p-1 links busy when p is prime). On a switch the rings share the NPU'
 """
 from math import gcd
 
+from . import registry as reg
 from . import ring
 from .schedule import chunk_bounds, merge_parallel
 
@@ -48,3 +49,14 @@ def allgather_blocks(ranks, blocks):
 def allreduce(ranks, count, offset=0):
     blocks = ring.segments_of(chunk_bounds(count, len(ranks)), offset)
     return reduce_scatter_blocks(ranks, blocks) + allgather_blocks(ranks, blocks)
+
+
+_BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks)
+reg.register(reg.Algorithm(
+    "mring", "multi-ring: phi(p) rings over edge-disjoint links of a full mesh at once (UB-Mesh)",
+    builders=_BUILDERS,
+    formulas={"allreduce": "phi(p) rings on disjoint mesh links, n/phi(p) each: 2(p-1)a + 2(p-1)/p n/phi(p) b on a "
+                           "full mesh",
+              "allgather": "(p-1)a + (p-1)/p n/phi(p) b on a full mesh",
+              "reduce_scatter": "(p-1)a + (p-1)/p n/phi(p) (b + g) on a full mesh"},
+    hccl_names=("mring", "multiring"), level=_LEVEL, order=80))

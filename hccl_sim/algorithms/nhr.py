@@ -26,8 +26,9 @@ their reduces, so it models less than (p-1)/p n g for such schedules: HCCL reduc
 """
 import numpy as np
 
+from . import registry as reg
 from .ring import segments_of
-from .schedule import BUF, Step, StepBuilder, add_segments, chunk_bounds, coalesce
+from .schedule import BUF, Step, as_columns, chunk_bounds, column_counts, compact_step, flatten_blocks
 
 
 def num_steps(p: int) -> int:
@@ -75,43 +76,28 @@ def slice_map(p: int) -> list[int]:
 
 
 def _pass(ranks, blocks, reduce, order=None):
-    """Reduce-scatter (``reduce``) or allgather steps; ``blocks[order[v]]`` holds virtual slice v."""
-    p, steps = len(ranks), []
-    order = list(range(p)) if order is None else order
-    if all(len(segs) <= 1 for segs in blocks):
-        return _pass_single(ranks, blocks, reduce, order)
-    for d in distances(p, reduce):
-        m = slices_per_step(p, d)
-        step = StepBuilder()
-        for i in range(p):
-            # reduce-scatter: i -> i-d with i-d, i-3d, ...; allgather: i -> i+d with i, i-2d, ...
-            dst, first = ((i - d) % p, (i - d) % p) if reduce else ((i + d) % p, i)
-            segs = coalesce(seg for j in range(m) for seg in blocks[order[(first - 2 * j * d) % p]])
-            add_segments(step, ranks[i], ranks[dst], segs, reduce=reduce)
-        steps.append(step.build())
-    return steps
-
-
-def _pass_single(ranks, blocks, reduce, order):
-    """``_pass`` in numpy for blocks of at most one segment each (the usual case): the same transfers
-    in the same order, without a Python loop over the p(p-1) slices a pass moves."""
+    """Reduce-scatter (``reduce``) or allgather steps; ``blocks[order[v]]`` (lists of (offset, count)
+    segments) holds virtual slice v. Step at distance d: rank i sends rank i-d the slices i-d, i-3d, ..
+    (reduce-scatter) or rank i+d the slices i, i-2d, .. (allgather), m(d) of them, their segments merged
+    where adjacent (one transfer each, rank by rank, offsets ascending); numpy-built for all ranks."""
     p = len(ranks)
     ranks = np.asarray(ranks, dtype=np.int64)
-    off = np.array([segs[0][0] if segs else 0 for segs in blocks], dtype=np.int64)
-    cnt = np.array([segs[0][1] if segs else 0 for segs in blocks], dtype=np.int64)
-    order = np.asarray(order, dtype=np.int64)
+    off, cnt, first_seg, sizes = flatten_blocks(blocks)
+    order = np.arange(p, dtype=np.int64) if order is None else np.asarray(order, dtype=np.int64)
     rows = np.arange(p, dtype=np.int64)
     steps = []
     for d in distances(p, reduce):
         m = slices_per_step(p, d)
         dst = (rows - d) % p if reduce else (rows + d) % p
         first = dst if reduce else rows
-        chunk = order[(first[:, None] - 2 * d * np.arange(m)[None, :]) % p]  # (p, m) chunks each rank sends
-        o, c = off[chunk], cnt[chunk]
-        by_offset = np.argsort(o, axis=1, kind="stable")
-        o, c = np.take_along_axis(o, by_offset, 1), np.take_along_axis(c, by_offset, 1)
-        row = np.broadcast_to(rows[:, None], (p, m))
-        keep = c > 0  # row-major: rank by rank, offsets ascending, as coalesce orders them
+        chunk = order[(first[:, None] - 2 * d * np.arange(m)[None, :]) % p].ravel()  # the slices, rank by rank
+        per = sizes[chunk]
+        seg = np.repeat(first_seg[chunk] - np.cumsum(per) + per, per) + np.arange(int(per.sum()))
+        row = np.repeat(np.repeat(rows, m), per)
+        o, c = off[seg], cnt[seg]
+        by_offset = np.argsort(row * (int(o.max(initial=0)) + 1) + o, kind="stable")  # within a rank, as coalesce
+        o, c, row = o[by_offset], c[by_offset], row[by_offset]
+        keep = c > 0
         o, c, row = o[keep], c[keep], row[keep]
         new = np.ones(len(o), dtype=bool)  # a segment starts unless it continues the previous one
         new[1:] = (row[1:] != row[:-1]) | (o[1:] != o[:-1] + c[:-1])
@@ -123,6 +109,28 @@ def _pass_single(ranks, blocks, reduce, order):
         steps.append(Step(ranks[seg_row], ranks[dst[seg_row]], buf, seg_off, buf.copy(), seg_off.copy(),
                           seg_cnt, np.full(n, reduce, dtype=bool)))
     return steps
+
+
+def compact_pass(ranks, counts, reduce: bool):
+    """Timing-only reduce-scatter (``reduce``) or allgather on every column of the rank grid ``ranks``
+    (q, k), ``counts`` elements a column: the steps of ``_pass``, where row i's m(d) slices to row i-d
+    (i+d) are one transfer of m(d) largest chunks (``schedule.compact_step``): the data schedule's m(d)
+    slices, merged (as HCCL's allreduce slice map makes them for q = 2^k or 3 * 2^k) or not (several
+    transfers of the same pair, whose reduces the engine overlaps)."""
+    ranks = as_columns(ranks)
+    q, k = ranks.shape
+    if q < 2:
+        return []
+    chunk = -(-column_counts(counts, k) // q)  # largest chunk
+    src, steps = ranks.ravel(), []
+    for d in distances(q, reduce):
+        dst = np.roll(ranks, d if reduce else -d, axis=0).ravel()  # row i -> row i-d (i+d)
+        steps.append(compact_step(src, dst, np.broadcast_to(slices_per_step(q, d) * chunk, (q, k)), reduce))
+    return steps
+
+
+def compact_allreduce(ranks, counts):
+    return compact_pass(ranks, counts, True) + compact_pass(ranks, counts, False)
 
 
 def reduce_scatter_blocks(ranks, blocks, order=None):
@@ -140,3 +148,13 @@ def allreduce(ranks, count, offset=0):
     blocks = segments_of(chunk_bounds(count, p), offset)
     order = slice_map(p)
     return reduce_scatter_blocks(ranks, blocks, order) + allgather_blocks(ranks, blocks, order)
+
+
+_BUILDERS, _COMPACT, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgather_blocks, compact_pass,
+                                            compact_allreduce)
+reg.register(reg.Algorithm(
+    "nhr", "HCCL's nonuniform hierarchical ring: ceil(log2 p) steps for any p, no extra traffic",
+    builders=_BUILDERS,
+    formulas={"allreduce": "2L a + 2(p-1)/p n b + (p-1)/p n g", "allgather": "L a + (p-1)/p n b",
+              "reduce_scatter": "L a + (p-1)/p n (b + g)"},
+    compact=_COMPACT, hccl_names=("nhr",), level=_LEVEL, order=50))

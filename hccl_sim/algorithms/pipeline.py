@@ -4,6 +4,7 @@ A node of height h (leaves 0) sends chunk c up in step c + h, after its children
 of depth e sends chunk c down in step c + e. ``pipeline`` is the chain (a tree of one branch): with
 K chunks over p ranks, broadcast and reduce cost (K + p - 2)(a + n/K b) (+ n/K g per step for reduce).
 """
+from . import registry as reg
 from .schedule import StepBuilder, chunk_bounds
 
 DEFAULT_CHUNK = 16384  # elements per chunk when no K is given, at most MAX_CHUNKS chunks
@@ -50,8 +51,10 @@ def _collect(rows):
     return steps
 
 
-def tree_reduce(parent, count, chunks, offset=0):
-    height, _ = _shape(parent)
+def _tree_pass(parent, count, chunks, offset, reduce):
+    """Chunk c crosses the edge of ``node`` in step c + height(node) going up (reduce) or c + depth(parent)
+    going down (broadcast)."""
+    height, depth = _shape(parent)
     bounds = chunk_bounds(count, chunks) + offset
     rows: dict = {}
     for node, up in parent.items():
@@ -59,21 +62,19 @@ def tree_reduce(parent, count, chunks, offset=0):
             continue
         for c in range(chunks):
             lo, n = int(bounds[c]), int(bounds[c + 1] - bounds[c])
-            rows.setdefault(c + height[node], []).append((node, up, lo, lo, n, True))
+            if reduce:
+                rows.setdefault(c + height[node], []).append((node, up, lo, lo, n, True))
+            else:
+                rows.setdefault(c + depth[up], []).append((up, node, lo, lo, n, False))
     return _collect(rows)
+
+
+def tree_reduce(parent, count, chunks, offset=0):
+    return _tree_pass(parent, count, chunks, offset, True)
 
 
 def tree_broadcast(parent, count, chunks, offset=0):
-    _, depth = _shape(parent)
-    bounds = chunk_bounds(count, chunks) + offset
-    rows: dict = {}
-    for node, up in parent.items():
-        if up is None:
-            continue
-        for c in range(chunks):
-            lo, n = int(bounds[c]), int(bounds[c + 1] - bounds[c])
-            rows.setdefault(c + depth[up], []).append((up, node, lo, lo, n, False))
-    return _collect(rows)
+    return _tree_pass(parent, count, chunks, offset, False)
 
 
 def chain(ranks, root_pos=0):
@@ -92,3 +93,15 @@ def reduce(ranks, count, offset=0, root_pos=0, variant=""):
 
 def allreduce(ranks, count, offset=0, variant=""):
     return reduce(ranks, count, offset, 0, variant) + broadcast(ranks, count, offset, 0, variant)
+
+
+reg.register(reg.Algorithm(
+    "pipeline", "a chain in K chunks (pipeline:K), each a step behind the other",
+    builders={"allreduce": lambda ctx, job, variant: allreduce(reg.ranks_of(ctx), job.count, 0, variant),
+              "broadcast": lambda ctx, job, variant: broadcast(reg.ranks_of(ctx), job.count, 0, job.root, variant),
+              "reduce": lambda ctx, job, variant: reduce(reg.ranks_of(ctx), job.count, 0, job.root, variant)},
+    formulas={"allreduce": "chain reduce + chain broadcast in K chunks: 2(K+p-2)(a + n/K b) + (K+p-2) n/K g",
+              "broadcast": "(K+p-2)(a + n/K b)", "reduce": "(K+p-2)(a + n/K b + n/K g)"},
+    hccl_names=("pipeline",),
+    level=reg.Level(broadcast=broadcast),
+    order=100))

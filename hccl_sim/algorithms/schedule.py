@@ -76,7 +76,8 @@ class Schedule:
     count: int
     steps: list[Step] = field(default_factory=list)
     tmp_count: int = 0  # elements of scratch (TMP) each rank needs
-    timing_only: bool = False  # compact steps (see compact.py): offsets not real, data executors refuse it
+    # Compact, timing-only steps (``compact_step``: zero offsets, repeated steps): data executors refuse it
+    timing_only: bool = False
 
     def append(self, step: Step | StepBuilder) -> None:
         step = step.build() if isinstance(step, StepBuilder) else step
@@ -93,7 +94,7 @@ class Schedule:
 
     @property
     def compact(self) -> bool:
-        """Has repeated steps: for the timing engine only, never for a data executor."""
+        """Has repeated steps (``Step.repeat``), which the timing engines may expand or time once."""
         return any(s.repeat > 1 for s in self.steps)
 
     def check_executable(self) -> None:
@@ -146,6 +147,15 @@ def add_segments(step: StepBuilder, src, dst, segments, reduce=False, src_buf=BU
         step.add(src, dst, off, off, cnt, reduce, src_buf, dst_buf)
 
 
+def flatten_blocks(blocks):
+    """Every segment of ``blocks`` (per block, a list of (offset, count)) in block order: (offsets, counts,
+    each block's first segment index, its number of segments), numpy arrays."""
+    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+    flat = np.array([seg for b in blocks for seg in b], dtype=np.int64).reshape(-1, 2)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return flat[:, 0], flat[:, 1], first, sizes
+
+
 def coalesce(segments) -> list[tuple[int, int]]:
     """Sorted (offset, count) segments with adjacent ones merged and empty ones dropped."""
     out: list[list[int]] = []
@@ -179,3 +189,44 @@ def chunk_bounds(count: int, parts: int) -> np.ndarray:
     sizes = np.full(parts, base, dtype=np.int64)
     sizes[:extra] += 1
     return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+
+# ---- compact, timing-only steps (Context.compact: very large communicators) ---------------------------
+# One meaning of "compact": a schedule for the timing engine alone, built from the same algorithm code as
+# the data schedule, where (1) offsets and buffer ids are zero (broadcast arrays, no memory: the engine
+# times bytes over routes and never reads them), (2) every chunk an algorithm splits a buffer into
+# carries the largest chunk (at most one element more than the data schedule moves a transfer), so
+# (3) what a rank sends one peer in a step is one transfer, and identical consecutive steps are one step
+# with ``repeat`` (a ring's q-1 steps). Data executors refuse these schedules (``Schedule.timing_only``).
+RANK = np.int32  # rank ids in compact steps: half the memory of int64 at 10^6 ranks
+
+
+def broadcast_array(value, n, dtype):
+    """``value`` as a read-only length-n array that takes no memory."""
+    return np.broadcast_to(np.asarray(value, dtype=dtype), (n,))
+
+
+def _counts(values: np.ndarray) -> np.ndarray:
+    """Per-transfer counts; a uniform column becomes a zero-memory broadcast."""
+    values = np.asarray(values, dtype=np.int64).ravel()
+    if len(values) and (values == values[0]).all():
+        return broadcast_array(values[0], len(values), np.int64)
+    return values
+
+
+def compact_step(src, dst, count, reduce: bool, repeat: int = 1) -> Step:
+    """A timing-only step: transfers src[t] -> dst[t] of count[t] elements, offsets zero."""
+    n = len(src)
+    zero64, zero8 = broadcast_array(0, n, np.int64), broadcast_array(0, n, np.int8)
+    return Step(src, dst, zero8, zero64, zero8, zero64, _counts(count), broadcast_array(reduce, n, bool), repeat)
+
+
+def as_columns(ranks) -> np.ndarray:
+    """Ranks as a (q, k) grid: k groups (columns) of q members; a flat list is one column."""
+    ranks = np.asarray(ranks, dtype=RANK)
+    return ranks[:, None] if ranks.ndim == 1 else ranks
+
+
+def column_counts(counts, k: int) -> np.ndarray:
+    """Elements of each of k columns, from one number or k."""
+    return np.broadcast_to(np.asarray(counts, dtype=np.int64), (k,))

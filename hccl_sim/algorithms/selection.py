@@ -15,11 +15,6 @@ import os
 # the environment variables that name the default algorithm, the first set wins
 ENVIRONMENT = ("HCCL_SIM_ALGO", "HCCL_ALGO")
 
-# HCCL's names (case-insensitive) -> ours; ours map to themselves
-HCCL_NAMES = {"na": None, "ring": "ring", "h-d_r": "rhd", "hd_r": "rhd", "hdr": "rhd", "rhd": "rhd", "nb": "nb",
-              "nhr": "nhr", "pipeline": "pipeline", "pairwise": "pairwise", "fullmesh": "mesh", "mesh": "mesh",
-              "star": "star", "tree": "tree", "dbtree": "dbtree", "dring": "dring", "doublering": "dring",
-              "double_ring": "dring", "multiring": "mring", "mring": "mring"}
 # HCCL operator names -> the collectives they govern
 HCCL_OPS = {"allreduce": ("allreduce",), "allgather": ("allgather", "allgatherv"),
             "reducescatter": ("reduce_scatter", "reduce_scatterv"), "broadcast": ("broadcast",),
@@ -94,16 +89,19 @@ def is_hccl_algo(text: str | None) -> bool:
 
 
 def _levels(text: str, where: str) -> dict[int, str | None]:
+    from . import BUILDERS  # noqa: F401  (every algorithm registered)
+    from .registry import hccl_names
+    names = hccl_names()  # HCCL's names (case-insensitive) -> ours; ours map to themselves
     levels: dict[int, str | None] = {}
     for part in filter(None, (p.strip() for p in text.split(";"))):
         key, sep, name = part.partition(":")
         key = key.strip().lower()
         if not sep or not key.startswith("level") or not key[5:].isdigit():
             raise ValueError(f"HCCL_ALGO: {where}{part!r} is not 'levelN:ALGORITHM'")
-        if name.strip().lower() not in HCCL_NAMES:
+        if name.strip().lower() not in names:
             raise ValueError(f"HCCL_ALGO: {where}level{key[5:]} algorithm {name.strip()!r} is not one of "
-                             f"{', '.join(sorted(n for n in HCCL_NAMES if n != 'na'))} or NA")
-        levels[int(key[5:])] = HCCL_NAMES[name.strip().lower()]
+                             f"{', '.join(sorted(n for n in names if n != 'na'))} or NA")
+        levels[int(key[5:])] = names[name.strip().lower()]
     return levels
 
 
@@ -133,6 +131,10 @@ def to_algo(collective: str, text: str, hierarchical: bool, has_hier: bool, mult
     l0, l1 = levels.get(0), levels.get(1)
     if l0 is None and l1 is None and not any(levels.values()):
         return "auto"
+    from .registry import whole_hierarchy
+    whole = [name for name in levels.values() if name in whole_hierarchy()]
+    if whole:  # HCCL's AHC: level1:AHC runs every level (level2 too); level0 names its intra-group algorithm
+        return whole[0] + (f":{l0}/ring" if l0 and l0 not in whole_hierarchy() else "")
     if max(levels, default=0) >= 2 and has_hier:  # level2 and up: one algorithm per grid level (levels.py)
         return "hier:" + "/".join(levels.get(i) or "ring" for i in range(max(levels) + 1))
     if hierarchical and has_hier:
@@ -152,4 +154,4 @@ def one_level(collective: str, variant: str, server_sizes: list[int]) -> str:
     if set(server_sizes) == {1}:
         return inter
     raise ValueError(f"{collective}: 'hier' needs servers with the same number of ranks, got server sizes "
-                     f"{server_sizes} (asymmetric hierarchical algorithms, HCCL's AHC, are not modeled yet)")
+                     f"{server_sizes}; for servers of different sizes use ahc, HCCL's asymmetric hierarchical algorithm")

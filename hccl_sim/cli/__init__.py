@@ -11,12 +11,12 @@ import argparse
 import os
 import sys
 
-from ..algorithms import selection
+from ..algorithms import registry, selection
 from ..dtypes import NAMES as DTYPE_NAMES
 from ..topology.units import parse_size
 
-ALGO_HELP = ("auto (lowest modeled time), an algorithm (ring, rhd, nhr, nb, mesh, mring, tree, dbtree, dring, "
-             "pipeline, pairwise, gmesh, star, hier[:A0/A1/...], one per level; see `hccl-sim algos`) or HCCL_ALGO syntax ('level0:NA;level1:H-D_R', "
+ALGO_HELP = (f"auto (lowest modeled time), an algorithm ({registry.help_names()}; see `hccl-sim algos`) "
+             "or HCCL_ALGO syntax ('level0:NA;level1:H-D_R', "
              "per operator 'allreduce=level0:NA;level1:ring/others=...'); several comma-separated to compare. "
              "Default: $HCCL_SIM_ALGO, else $HCCL_ALGO, else auto. An unknown name is an error; an algorithm "
              "that does not apply to a collective is a row saying why, or, from the environment, auto (as HCCL)")

@@ -1,12 +1,14 @@
 """`hccl-sim algos` and `hccl-sim topology list|show`."""
 from __future__ import annotations
 
-from ..algorithms import BUILDERS, FORMULAS
+from ..algorithms import BUILDERS, FORMULAS, registry
 from ..topology import PRESETS, load_topology
 from ..topology.units import format_bandwidth
 
 
 def run_algos(args) -> int:
+    for algo in sorted(registry.REGISTRY.values(), key=lambda a: a.order):
+        print(f"{algo.name:9} {algo.help}")
     print("Hockney model: a latency per step, b seconds per byte, g seconds per byte reduced; p ranks, n bytes")
     for collective, table in BUILDERS.items():
         print(f"{collective}:")

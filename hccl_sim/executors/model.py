@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..algorithms import Context, algorithms_for, build_schedule, levels, selection, split_algo
-from ..algorithms.compact import COMPACT_BUILDERS
+from ..algorithms import COMPACT_BUILDERS
 from ..algorithms.gmesh import grid as gmesh_grid
 from ..algorithms.multipath import split_multipath
 from ..timing import TimingModel, TimingResult
@@ -81,7 +81,7 @@ class NetworkModel:
         """Algorithms that can run this collective on this communicator."""
         # mring: on a full mesh the mesh algorithm moves the same bytes over all links in 2 steps, so
         # multi-ring never wins here, and its phi(p) rings make every auto call slower to time
-        names = [n for n in algorithms_for(collective) if (n != "hier" or self.hierarchical) and n != "mring"]
+        names = [n for n in algorithms_for(collective, auto=True) if (n != "hier" or self.hierarchical) and n != "mring"]
         flows = self.mesh_flows  # gmesh only where the grid has two or more groups (else it is mesh)
         names = [n for n in names if flows.get(n, 0) <= MESH_PHASE_FLOWS and (n != "gmesh" or n in flows)]
         if self.context.compact:  # at scale only the algorithms with compact schedules
