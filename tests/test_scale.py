@@ -48,21 +48,25 @@ def exact_time(topo, schedule, itemsize=4):
 LOCKSTEP = [(flat(16), 16), (flat(64), 64), (two_level(16, 4), 16), (two_level(64, 8), 64),
             (two_level(32, 4, reduce=True), 32), (mesh_pod(), 64)]
 CASES = [("allreduce", "ring"), ("allreduce", "rhd"), ("allreduce", "hier:ring/rhd"), ("allreduce", "hier"),
-         ("allgather", "ring"), ("allgather", "rhd"), ("reduce_scatter", "ring"), ("reduce_scatter", "rhd")]
+         ("allgather", "ring"), ("allgather", "rhd"), ("reduce_scatter", "ring"), ("reduce_scatter", "rhd"),
+         ("allgather", "hier"), ("allgather", "hier:ring/rhd"), ("reduce_scatter", "hier"),
+         ("reduce_scatter", "hier:rhd/ring")]
 
 
 def lockstep_params(cases, exclude_ring_with_reduce_cost=False):
     """(topology, ranks, collective, algo) for every case that applies: hierarchical needs two servers,
-    and (optionally) leave out the compact ring across servers with reduce costs, which is the lockstep
-    upper bound (stepwise.py; its own test below)."""
+    and (optionally) leave out compact ring reductions across servers with reduce costs (ring, hier's
+    reduce-scatter), which are the lockstep upper bound (stepwise.py; its own test below)."""
     out = []
     for topo, p in LOCKSTEP:
         several = len(server_groups(topo, np.arange(p))) > 1
         for collective, algo in cases:
             if algo.startswith("hier") and not several:
                 continue
-            if (exclude_ring_with_reduce_cost and topo.reduce_bandwidth != math.inf and algo == "ring"
-                    and several and collective != "allgather"):
+            ring_reduce_across_servers = (algo == "ring" and collective != "allgather"
+                                          or algo.startswith("hier") and collective == "reduce_scatter")
+            if (exclude_ring_with_reduce_cost and topo.reduce_bandwidth != math.inf and ring_reduce_across_servers
+                    and several):
                 continue
             out.append(pytest.param(topo, p, collective, algo, id=f"{topo.name}-{p}-{collective}-{algo}"))
     return out

@@ -100,16 +100,21 @@ def hier_levels(collective: str, variant: str) -> tuple[str, str]:
     return intra or d_intra, inter or d_inter
 
 
+def _level_names(ctx, variant):
+    """The names of ``hier:A0/A1/...`` when they select one algorithm per level of the rank grid
+    (levels.py), else None: ``hier`` or ``hier:INTRA/INTER`` on server groups (HCCL's level0/level1)."""
+    names = variant.split("/") if variant else []
+    if levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
+        return names
+    if len(names) > 2:
+        levels.check_names(ctx, names, "hier")
+    return None
+
+
 def _hier(collective, two_level, by_level):
-    """``hier:A/B`` on server groups (HCCL's level0/level1), or ``hier:A0/A1/...`` with one algorithm
-    per level of the rank grid (levels.py) when the names match the levels the ranks span."""
     def build(ctx, job, variant):
-        names = variant.split("/") if variant else []
-        if levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
-            return by_level(ctx, job, names)
-        if len(names) > 2:
-            levels.check_names(ctx, names, "hier")
-        return two_level(ctx, job, *hier_levels(collective, variant))
+        names = _level_names(ctx, variant)
+        return two_level(ctx, job, *hier_levels(collective, variant)) if names is None else by_level(ctx, job, names)
     return build
 
 
@@ -148,27 +153,39 @@ def compact_allreduce(groups: np.ndarray, count: int, inter: str = "ring"):
     return rs(groups.T, count) + forms[inter](groups, shard) + ag(groups.T, count)
 
 
-def _compact_allreduce(ctx, count, variant, _root):
-    names = variant.split("/") if variant else []
-    if levels.applies(ctx, names) and (len(names) > 2 or ctx.mesh_levels):
-        return levels.allreduce(ctx, count, names)
-    if len(names) > 2:
-        levels.check_names(ctx, names, "hier")
-    intra, _, inter = (variant or "ring/ring").partition("/")
-    if (intra or "ring") != "ring":
-        span = ""
-        if ctx.radices:  # two names on ranks that span more levels: say how to name one per level
-            sizes = [ctx.radices[i] for i in levels.grid_levels(ctx.radices)]
-            span = (f"; these ranks span {len(sizes)} levels of sizes {sizes}: name one algorithm per level "
-                    f"(hier:A0/.../A{len(sizes) - 1}, HCCL_ALGO level0:..;level{len(sizes) - 1}:..)")
-        raise ValueError(f"hier: intra-server algorithm {intra!r} has no compact form (compact: ring){span}")
-    return compact_allreduce(np.array(ctx.groups, dtype=RANK), count, inter or "ring")
+def _compact(collective, by_level, two_level):
+    """Timing-only ``hier``: one algorithm per grid level (levels.py), else the two-level form on server
+    groups, as the full schedule chooses (``_hier``)."""
+    def build(ctx, count, variant, _root):
+        names = _level_names(ctx, variant)
+        if names is not None:
+            return by_level(ctx, count, names)
+        intra, inter = hier_levels(collective, variant)
+        if intra != "ring" and collective == "allreduce":
+            span = ""
+            if ctx.radices:  # two names on ranks that span more levels: say how to name one per level
+                sizes = [ctx.radices[i] for i in levels.grid_levels(ctx.radices)]
+                span = (f"; these ranks span {len(sizes)} levels of sizes {sizes}: name one algorithm per level "
+                        f"(hier:A0/.../A{len(sizes) - 1}, HCCL_ALGO level0:..;level{len(sizes) - 1}:..)")
+            raise ValueError(f"hier: intra-server algorithm {intra!r} has no compact form (compact: ring){span}")
+        return two_level(np.array(ctx.groups, dtype=RANK), count, intra, inter)
+    return build
+
+
+def compact_blocks(groups: np.ndarray, count: int, intra: str, inter: str, collective: str):
+    """Timing-only two-level reduce-scatter (intra RS of the whole buffer, then inter RS of shard j among
+    the ranks with local index j) or allgather (the reverse order) on equal blocks; ``groups`` (servers, m)."""
+    form = "compact_reduce_scatter" if collective == "reduce_scatter" else "compact_allgather"
+    m = groups.shape[1]
+    shard = np.diff((np.arange(m + 1) * count) // m)  # per local index, near-equal
+    intra_steps = _pick(form, intra, "intra-server")(groups.T, count)
+    inter_steps = _pick(form, inter, "inter-server")(groups, shard)
+    return intra_steps + inter_steps if collective == "reduce_scatter" else inter_steps + intra_steps
 
 
 def _compact_blocks(collective):
-    """Compact reduce-scatter or allgather: one algorithm per level only (levels.py)."""
-    return lambda ctx, count, variant, _root: levels.compact_blocks(ctx, count, variant.split("/") if variant else [],
-                                                                    collective)
+    return _compact(collective, lambda ctx, count, names: levels.compact_blocks(ctx, count, names, collective),
+                    lambda groups, count, intra, inter: compact_blocks(groups, count, intra, inter, collective))
 
 
 reg.register(reg.Algorithm(
@@ -195,6 +212,8 @@ reg.register(reg.Algorithm(
         "broadcast": "intra scatter + inter broadcast of n/m + intra allgather; hier:A0/A1/..: scatter down the "
                      "levels, AG up",
         "reduce": "hierarchical RS + binomial gather; hier:A0/A1/..: RS down each level, gather up the levels"},
-    compact={"allreduce": _compact_allreduce, "reduce_scatter": _compact_blocks("reduce_scatter"),
+    compact={"allreduce": _compact("allreduce", lambda ctx, count, names: levels.allreduce(ctx, count, names),
+                                   lambda groups, count, intra, inter: compact_allreduce(groups, count, inter)),
+             "reduce_scatter": _compact_blocks("reduce_scatter"),
              "allgather": _compact_blocks("allgather")},
     order=120))
