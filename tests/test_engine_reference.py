@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from hccl_sim.algorithms import Schedule, StepBuilder
-from hccl_sim.timing import TimingModel
+from hccl_sim.timing import TimingModel, exact
+from hccl_sim.timing.table import TransferTable
 from hccl_sim.topology import Level, Topology
 
 
@@ -148,8 +149,16 @@ def random_case(seed, njobs):
     return topo, jobs
 
 
+@pytest.fixture(params=["scalar", "numpy"])
+def exact_path(request, monkeypatch):
+    """The exact engine's two runs over events: on Python scalars (small tables) and in numpy."""
+    if request.param == "numpy":
+        monkeypatch.setattr(exact, "SCALAR_TRANSFERS", -1)
+    return request.param
+
+
 @pytest.mark.parametrize("seed", range(40))
-def test_exact_engine_matches_the_reference(seed):
+def test_exact_engine_matches_the_reference(seed, exact_path):
     topo, jobs = random_case(seed, 1)
     sched, npus, entry = jobs[0]
     got = TimingModel(topo, npus).run(sched, 4, entry, record=True)
@@ -161,7 +170,21 @@ def test_exact_engine_matches_the_reference(seed):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_concurrent_schedules_match_the_reference(seed):
+def test_scalar_and_numpy_runs_are_bit_identical(seed, monkeypatch):
+    """The scalar run does the numpy run's float operations in the same order: the same bits."""
+    topo, jobs = random_case(3000 + seed, 3)
+    table = TransferTable.concat([TimingModel(topo, npus).table(s, 4) for s, npus, _ in jobs])
+    entry = np.concatenate([e for *_, e in jobs])
+    engine = exact.ExactEngine(table)
+    scalar_exit, scalar = engine.run(entry, record=True)
+    monkeypatch.setattr(exact, "SCALAR_TRANSFERS", -1)
+    numpy_exit, numpy_ = engine.run(entry, record=True)
+    assert np.array_equal(scalar_exit, numpy_exit)
+    assert all(np.array_equal(scalar[name], numpy_[name]) for name in scalar.dtype.names)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_concurrent_schedules_match_the_reference(seed, exact_path):
     topo, jobs = random_case(1000 + seed, 3)
     got = TimingModel(topo, np.arange(topo.num_npus)).run_many([(s, 4, n, e) for s, n, e in jobs], record=True)
     exits, arrive, done = reference(jobs, topo, 4)

@@ -26,6 +26,10 @@ import numpy as np
 from .fairshare import _REL_TOL, padded_filling
 from .table import TransferTable, empty_records
 
+# Tables of at most this many transfers run ``_ScalarRun`` (an event touches a few transfers: Python on
+# scalars costs less than numpy calls on tiny arrays); larger ones ``_Run`` (numpy over each instant's).
+SCALAR_TRANSFERS = 1 << 13
+
 
 class _Slots:
     """A table's dependency structure: one *slot* per (participant, step) it sends or receives in,
@@ -100,6 +104,7 @@ class ExactEngine:
         self.simple = not ((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any()
         self.unshared = self._never_shared()
         self.last_work = 0  # fair-share work of the last run, (route, link) entries visited
+        self._scalar = None
 
     def _never_shared(self) -> bool:
         """True when no two transfers can ever flow on one link at once: every link carries the transfers
@@ -128,9 +133,24 @@ class ExactEngine:
         entry = np.asarray(entry, dtype=np.float64)
         if self.unshared:
             return self._run_unshared(entry, record)
-        run = _Run(self, entry, record, budget)
+        run = (_ScalarRun if len(self.table) <= SCALAR_TRANSFERS else _Run)(self, entry, record, budget)
         self.last_work = run.work
         return run.result()
+
+    def rates(self, active: np.ndarray) -> np.ndarray:
+        """Max-min fair rates (bytes/s) of the flowing transfers ``active`` (inf on a route without links)."""
+        if not self.linkless:
+            return padded_filling(self.padded_route[active], self.padded_capacity)
+        linked = (self.route[active] >= 0).any(axis=1)
+        rate = np.full(len(active), math.inf)  # a route without links (no such topology yet) takes no time
+        rate[linked] = padded_filling(self.padded_route[active[linked]], self.padded_capacity)
+        return rate
+
+    def scalar_form(self) -> "_ScalarForm":
+        """The table and its dependencies as Python lists, for ``_ScalarRun`` (built once per engine)."""
+        if self._scalar is None:
+            self._scalar = _ScalarForm(self)
+        return self._scalar
 
     def _run_unshared(self, entry: np.ndarray, record: bool):
         """The same rules when no link is ever shared: every transfer takes bytes / its route's tightest
@@ -307,17 +327,10 @@ class _Run:
         return done
 
     def _rates(self) -> np.ndarray:
-        routes = self.route[self.active]
-        self.work += routes.size
+        self.work += self.active.size * self.route.shape[1]
         if self.work > self.budget:
             raise OverBudget(f"exact timing: fair-share work passed its budget of {self.budget:.0f}")
-        engine = self.engine
-        if not engine.linkless:
-            return padded_filling(engine.padded_route[self.active], engine.padded_capacity)
-        linked = (routes >= 0).any(axis=1)
-        rate = np.full(len(self.active), math.inf)  # a route without links (no such topology yet) takes no time
-        rate[linked] = padded_filling(engine.padded_route[self.active[linked]], engine.padded_capacity)
-        return rate
+        return self.engine.rates(self.active)
 
     def _loop(self) -> None:
         while True:
@@ -347,3 +360,165 @@ class _Run:
                 self._complete(self._remove(ends), flows_end)
             else:
                 self.now = next_instant
+
+
+class _ScalarForm:
+    """An engine's table and slots as Python lists (what ``_ScalarRun`` reads), built once per engine:
+    per slot its participant, next slot (-1: none), transfer ends it waits for and transfers it sends;
+    per transfer its slots, bytes, latency, reduce time, links, and rate and time when alone on them."""
+
+    def __init__(self, engine: ExactEngine):
+        t, s = engine.table, engine.slots
+        self.part, self.next, self.need = s.part.tolist(), s.next.tolist(), s.need.tolist()
+        self.first = [(int(p), int(slot)) for p, slot in enumerate(s.first) if slot >= 0]
+        if s.single_send is not None:
+            self.sends = [[] if x < 0 else [x] for x in s.single_send.tolist()]
+        else:
+            self.sends = [s.sends[a:b].tolist() for a, b in zip(s.send_ptr[:-1], s.send_ptr[1:])]
+        self.send_slot, self.recv_slot = s.send_slot.tolist(), s.recv_slot.tolist()
+        self.bytes, self.latency, self.reduce_time = t.bytes.tolist(), t.latency.tolist(), t.reduce_time.tolist()
+        self.links = [tuple(link for link in row if link >= 0) for row in engine.route.tolist()]
+        self.alone_rate = engine.alone_rate.tolist()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.alone_left = (t.bytes / engine.alone_rate).tolist()  # the same division as _Run's
+
+
+class _ScalarRun:
+    """``_Run``'s rules and float operations, in the same order, on Python scalars and lists: bit-identical
+    times. Per event it touches only the transfers and slots involved; the fair share is still solved
+    by ``padded_filling`` over the flowing transfers, in the order they started."""
+
+    def __init__(self, engine: ExactEngine, entry: np.ndarray, record: bool, budget: float | None = None):
+        f = engine.scalar_form()
+        budget = math.inf if budget is None else budget
+        self.work = 0
+        hops = engine.route.shape[1]
+        part, nxt, sends, links = f.part, f.next, f.sends, f.links
+        send_slot, recv_slot, nbytes = f.send_slot, f.recv_slot, f.bytes
+        latency, reduce_time, alone_rate, alone_left = f.latency, f.reduce_time, f.alone_rate, f.alone_left
+        exit_ = entry.tolist()
+        count = len(part)
+        waiting = list(f.need)  # transfer ends each slot still waits for
+        latest = [-math.inf] * count  # latest completion among those in
+        enter = [0.0] * count  # when the participant entered the slot
+        state = bytearray(count)  # 0 not entered, 1 entered, 2 finished
+        n = len(nbytes)
+        rec = [[0.0] * n for _ in range(4)] if record else None  # post, out, arrive, done
+        usage = [0] * len(engine.capacity)  # flows on each link
+        pending: dict[float, list[int]] = {}  # instant -> slots entered then, in order
+        times: list[float] = []
+
+        def schedule(slot: int, at: float) -> None:
+            group = pending.get(at)
+            if group is None:
+                pending[at] = [slot]
+                heapq.heappush(times, at)
+            else:
+                group.append(slot)
+
+        def finish(slots: list) -> None:
+            ready = [x for x in slots if waiting[x] == 0 and state[x] == 1]
+            if len(ready) > 1:  # each once, where its last copy stands
+                last = {x: i for i, x in enumerate(ready)}
+                ready = [x for i, x in enumerate(ready) if last[x] == i]
+            for x in ready:
+                state[x] = 2
+                at = max(enter[x], latest[x])
+                exit_[part[x]] = at
+                if nxt[x] >= 0:
+                    schedule(nxt[x], at)
+
+        def complete(done: list, out: float) -> None:
+            for x in done:
+                arrive = out + latency[x]
+                fin = arrive + reduce_time[x]
+                if rec is not None:
+                    rec[1][x], rec[2][x], rec[3][x] = out, arrive, fin
+                a, b = send_slot[x], recv_slot[x]
+                latest[a] = max(latest[a], arrive)
+                waiting[a] -= 1
+                latest[b] = max(latest[b], fin)
+                waiting[b] -= 1
+            finish([send_slot[x] for x in done] + [recv_slot[x] for x in done])
+
+        for p, slot in f.first:
+            schedule(slot, exit_[p])
+        active: list[int] = []  # flowing transfers, and aligned with them:
+        remaining: list[float] = []  # bytes left,
+        rate: list[float] = []  # fair share (bytes/s),
+        left: list[float] = []  # time left at that rate
+        dirty = False  # the shares need solving again
+        now = min(exit_) if exit_ else 0.0
+        while True:
+            next_instant = times[0] if times else math.inf
+            if next_instant <= now:  # participants enter steps at this instant: all of them first
+                heapq.heappop(times)
+                slots = pending.pop(next_instant)
+                posted = []
+                for x in slots:
+                    enter[x] = now
+                    state[x] = 1
+                    posted += sends[x]
+                if posted:
+                    if rec is not None:
+                        for x in posted:
+                            rec[0][x] = now
+                    flowing = [x for x in posted if nbytes[x] > 0]
+                    if flowing:
+                        for x in flowing:
+                            for link in links[x]:
+                                usage[link] += 1
+                        active += flowing
+                        remaining += [nbytes[x] for x in flowing]
+                        if not dirty and all(usage[link] == 1 for x in flowing for link in links[x]):
+                            rate += [alone_rate[x] for x in flowing]  # alone on their links
+                            left += [alone_left[x] for x in flowing]
+                        else:
+                            dirty = True
+                    if len(flowing) < len(posted):  # nothing to send: only the latency
+                        complete([x for x in posted if not nbytes[x] > 0], now)
+                finish(slots)
+                continue
+            if active:
+                if dirty:  # once per instant, for the flows running until the next one
+                    self.work += len(active) * hops
+                    if self.work > budget:
+                        raise OverBudget(f"exact timing: fair-share work passed its budget of {budget:.0f}")
+                    solved = engine.rates(np.array(active, dtype=np.int64))
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        left = (np.array(remaining) / solved).tolist()
+                    rate = solved.tolist()
+                    dirty = False
+                flows_end = now + min(left)
+            else:
+                flows_end = math.inf
+            if flows_end == math.inf and next_instant == math.inf:
+                break
+            step = min(flows_end, next_instant) - now
+            remaining = [r - q * step for r, q in zip(remaining, rate)]
+            left = [t - step for t in left]
+            if flows_end <= next_instant:
+                now = flows_end
+                tol = flows_end * _REL_TOL + 1e-300
+                ends = [i for i, t in enumerate(left) if t <= tol]
+                done = [active[i] for i in ends]
+                for i in reversed(ends):  # the others keep their order
+                    del active[i], remaining[i], rate[i], left[i]
+                for x in done:
+                    for link in links[x]:
+                        usage[link] -= 1
+                if any(usage[link] for x in done for link in links[x]):  # they shared: others' shares change
+                    dirty = True
+                complete(done, flows_end)
+            else:
+                now = next_instant
+        self.exit = np.array(exit_, dtype=np.float64)
+        self.rec = None
+        if record:
+            t = engine.table
+            self.rec = empty_records(n)
+            self.rec.step, self.rec.src, self.rec.dst, self.rec.bytes = t.step, t.src, t.dst, t.bytes
+            self.rec.post, self.rec.out, self.rec.arrive, self.rec.done = rec
+
+    def result(self):
+        return self.exit, self.rec
