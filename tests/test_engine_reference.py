@@ -152,8 +152,7 @@ def random_case(seed, njobs):
 @pytest.fixture(params=["scalar", "numpy"])
 def exact_path(request, monkeypatch):
     """The exact engine's two runs over events: on Python scalars (small tables) and in numpy."""
-    if request.param == "numpy":
-        monkeypatch.setattr(exact, "SCALAR_TRANSFERS", -1)
+    monkeypatch.setattr(exact, "use_scalar", lambda transfers, entry: request.param == "scalar")
     return request.param
 
 
@@ -176,8 +175,9 @@ def test_scalar_and_numpy_runs_are_bit_identical(seed, monkeypatch):
     table = TransferTable.concat([TimingModel(topo, npus).table(s, 4) for s, npus, _ in jobs])
     entry = np.concatenate([e for *_, e in jobs])
     engine = exact.ExactEngine(table)
+    monkeypatch.setattr(exact, "use_scalar", lambda transfers, entry: True)
     scalar_exit, scalar = engine.run(entry, record=True)
-    monkeypatch.setattr(exact, "SCALAR_TRANSFERS", -1)
+    monkeypatch.setattr(exact, "use_scalar", lambda transfers, entry: False)
     numpy_exit, numpy_ = engine.run(entry, record=True)
     assert np.array_equal(scalar_exit, numpy_exit)
     assert all(np.array_equal(scalar[name], numpy_[name]) for name in scalar.dtype.names)

@@ -26,9 +26,17 @@ import numpy as np
 from .fairshare import _REL_TOL, padded_filling
 from .table import TransferTable, empty_records
 
-# Tables of at most this many transfers run ``_ScalarRun`` (an event touches a few transfers: Python on
-# scalars costs less than numpy calls on tiny arrays); larger ones ``_Run`` (numpy over each instant's).
-SCALAR_TRANSFERS = 1 << 13
+# Ranks entering at different times (an emulated call) make one instant per event, each touching a few
+# transfers: on tables of at most this many transfers Python on scalars (``_ScalarRun``) then costs
+# less than numpy calls on tiny arrays (``_Run``). Both give the same bits; measured on two-level:server=8
+# (docs/timing.md): 2,048 transfers about even, 4,096 (RHD at 256 ranks) faster in numpy.
+SCALAR_TRANSFERS = 1 << 11
+
+
+def use_scalar(transfers: int, entry: np.ndarray) -> bool:
+    """Whether a run of a table of ``transfers`` from ``entry`` (s, per participant) goes on scalars:
+    small tables with entries that differ (aligned entries batch many events an instant: numpy)."""
+    return transfers <= SCALAR_TRANSFERS and len(entry) > 0 and not (entry == entry[0]).all()
 
 
 class _Slots:
@@ -133,7 +141,7 @@ class ExactEngine:
         entry = np.asarray(entry, dtype=np.float64)
         if self.unshared:
             return self._run_unshared(entry, record)
-        run = (_ScalarRun if len(self.table) <= SCALAR_TRANSFERS else _Run)(self, entry, record, budget)
+        run = (_ScalarRun if use_scalar(len(self.table), entry) else _Run)(self, entry, record, budget)
         self.last_work = run.work
         return run.result()
 
@@ -408,14 +416,6 @@ class _ScalarRun:
         pending: dict[float, list[int]] = {}  # instant -> slots entered then, in order
         times: list[float] = []
 
-        def schedule(slot: int, at: float) -> None:
-            group = pending.get(at)
-            if group is None:
-                pending[at] = [slot]
-                heapq.heappush(times, at)
-            else:
-                group.append(slot)
-
         def finish(slots: list) -> None:
             ready = [x for x in slots if waiting[x] == 0 and state[x] == 1]
             if len(ready) > 1:  # each once, where its last copy stands
@@ -423,10 +423,16 @@ class _ScalarRun:
                 ready = [x for i, x in enumerate(ready) if last[x] == i]
             for x in ready:
                 state[x] = 2
-                at = max(enter[x], latest[x])
+                at = enter[x] if enter[x] >= latest[x] else latest[x]
                 exit_[part[x]] = at
-                if nxt[x] >= 0:
-                    schedule(nxt[x], at)
+                slot = nxt[x]
+                if slot >= 0:  # enters its next step then
+                    group = pending.get(at)
+                    if group is None:
+                        pending[at] = [slot]
+                        heapq.heappush(times, at)
+                    else:
+                        group.append(slot)
 
         def complete(done: list, out: float) -> None:
             for x in done:
@@ -435,14 +441,24 @@ class _ScalarRun:
                 if rec is not None:
                     rec[1][x], rec[2][x], rec[3][x] = out, arrive, fin
                 a, b = send_slot[x], recv_slot[x]
-                latest[a] = max(latest[a], arrive)
+                if arrive > latest[a]:
+                    latest[a] = arrive
                 waiting[a] -= 1
-                latest[b] = max(latest[b], fin)
+                if fin > latest[b]:
+                    latest[b] = fin
                 waiting[b] -= 1
-            finish([send_slot[x] for x in done] + [recv_slot[x] for x in done])
+            if len(done) == 1:  # the common case: its two ends, in that order
+                finish([send_slot[done[0]], recv_slot[done[0]]])
+            else:
+                finish([send_slot[x] for x in done] + [recv_slot[x] for x in done])
 
         for p, slot in f.first:
-            schedule(slot, exit_[p])
+            group = pending.get(exit_[p])
+            if group is None:
+                pending[exit_[p]] = [slot]
+                heapq.heappush(times, exit_[p])
+            else:
+                group.append(slot)
         active: list[int] = []  # flowing transfers, and aligned with them:
         remaining: list[float] = []  # bytes left,
         rate: list[float] = []  # fair share (bytes/s),
@@ -507,8 +523,8 @@ class _ScalarRun:
                 for x in done:
                     for link in links[x]:
                         usage[link] -= 1
-                if any(usage[link] for x in done for link in links[x]):  # they shared: others' shares change
-                    dirty = True
+                if not dirty:  # they shared a link: the others' shares change
+                    dirty = any(usage[link] for x in done for link in links[x])
                 complete(done, flows_end)
             else:
                 now = next_instant

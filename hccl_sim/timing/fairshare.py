@@ -51,9 +51,8 @@ def padded_filling(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
     form: no per-call unpacking). Every row needs at least one real link. Same rounds, same float
     operations in the same order, so bit-identical rates."""
     nlinks, nflows = len(capacity), len(routes)
-    cap = capacity.astype(np.float64)
-    rate = np.zeros(nflows)
-    idx = np.arange(nflows)  # the flows still unfrozen, rows of ``routes``
+    cap = np.asarray(capacity, dtype=np.float64)  # never written: each round makes a new one
+    rate, idx = None, None  # made when a second round comes (often none does)
     while len(routes):
         users = np.bincount(routes.ravel(), minlength=nlinks)
         hop_share = (cap / np.maximum(users, 1))[routes]  # read only where users > 0
@@ -62,14 +61,18 @@ def padded_filling(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
         not_bottleneck[routes[hop_share > flow_min[:, None] * (1 + _REL_TOL)]] = True
         keep = not_bottleneck[routes].all(axis=1)  # flows crossing no bottleneck link
         if not keep.any():  # the last round: every flow freezes at its tightest share
+            if rate is None:
+                return flow_min
             rate[idx] = flow_min
             break
+        if rate is None:
+            rate, idx = np.zeros(nflows), np.arange(nflows)  # idx: the flows still unfrozen, rows of ``routes``
         hit = ~keep
         rate[idx[hit]] = flow_min[hit]
         cap = np.maximum(cap - np.bincount(routes[hit].ravel(), weights=np.repeat(flow_min[hit], routes.shape[1]),
                                            minlength=nlinks), 0.0)
         routes, idx = routes[keep], idx[keep]
-    return rate
+    return np.zeros(0) if rate is None else rate
 
 
 def max_min_rates(routes: np.ndarray, capacity: np.ndarray) -> np.ndarray:
