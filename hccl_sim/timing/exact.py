@@ -501,8 +501,7 @@ class _ScalarRun:
                     if self.work > budget:
                         raise OverBudget(f"exact timing: fair-share work passed its budget of {budget:.0f}")
                     solved = engine.rates(np.array(active, dtype=np.int64))
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        left = (np.array(remaining) / solved).tolist()
+                    left = (np.array(remaining) / solved).tolist()  # as _Run divides
                     rate = solved.tolist()
                     dirty = False
                 flows_end = now + min(left)
