@@ -11,11 +11,11 @@ So a step's finish time is a max over known times: only flows need events. The e
 line of *instants*: at each, every participant entering a step posts its sends, every flow ending
 then completes, and the fair share is solved once, for the flows running until the next instant --
 and only if a flow that shares a link started or ended (one alone on its links just gets its route's
-tightest capacity). Per-instant work is numpy over the transfers involved (``_Run``), or, for small tables
-with skewed entries (an instant per event), Python on scalars with the same float operations in the same
-order (``_ScalarRun``: same bits, cheaper per event). Where no link can ever carry
-two flows at once (``ExactEngine.unshared``: a ring) there are no events at all: step by step, each
-finish time is a max of known times. Pure and deterministic; checked against a plain one-event-at-a-time
+tightest capacity). Per-instant work is numpy over the transfers involved (``_Run``), or, for small
+tables with skewed entries (an instant per event), Python on scalars with the same float operations in
+the same order (``_ScalarRun``: same bits, cheaper per event). Where no link can ever carry two flows at
+once (``ExactEngine.unshared``: a ring) there are no events at all: step by step, each finish time is a
+max of known times. Pure and deterministic; checked against a plain one-event-at-a-time
 engine with textbook water filling in tests/test_engine_reference.py.
 """
 from __future__ import annotations
