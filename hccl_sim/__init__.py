@@ -5,7 +5,7 @@ Real MPI processes stand in for NPUs, real torch tensors move, and time is model
 from .dtypes import OPS, UnsupportedError
 from .executors.model import NetworkModel
 from .executors.predictor import Call, ConcurrentPrediction, Prediction, predict, predict_many
-from .errors import CollectiveError, CollectiveTimeout
+from .errors import CollectiveError, CollectiveTimeout, abort_on_uncaught_timeout
 from .topology import Level, Placement, Topology, TopologyError, load_topology
 
 __version__ = "0.1.0"
@@ -22,5 +22,5 @@ def __getattr__(name):
     raise AttributeError(name)
 
 
-__all__ = ["Communicator", "CallRecord", "CollectiveError", "CollectiveTimeout", "DTYPES", "OPS", "UnsupportedError", "NetworkModel",
+__all__ = ["Communicator", "CallRecord", "CollectiveError", "CollectiveTimeout", "abort_on_uncaught_timeout", "DTYPES", "OPS", "UnsupportedError", "NetworkModel",
            "Call", "ConcurrentPrediction", "Prediction", "predict", "predict_many", "Level", "Placement", "Topology", "TopologyError", "load_topology"]

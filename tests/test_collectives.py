@@ -2,65 +2,58 @@
 times on flat and full-mesh topologies, auto selection, crossovers and HCCL_ALGO parsing. No MPI."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from hccl_sim.algorithms import BUILDERS, Context, Job, build_schedule, selection
-from hccl_sim.collectives import SPECS, expected_output, finish, working_buffers
+from hccl_sim.algorithms import BUILDERS, Context, build_schedule, selection
+from hccl_sim.collectives import SPECS
 from hccl_sim.executors.local import run_local
 from hccl_sim.executors.model import NetworkModel
 from hccl_sim.topology import Level, Topology, load_topology
 
-IN_PLACE = ("allreduce", "broadcast", "reduce")
+def uneven(equal, blk):
+    """A v-variant's counts in the shape of its equal ones (blocks, or an all-to-all matrix), uneven with
+    zeros included; None for the others."""
+    if equal is None:
+        return None
+    if np.ndim(equal) == 1:
+        return [(r * 3 + blk) % 5 for r in range(len(equal))]
+    return [[(i + 2 * j + blk) % 4 for j in range(len(equal))] for i in range(len(equal))]
 
 
-def _case(coll, p, blk, seed):
-    """Every rank's input and output tensors, and the v-variants' counts / matrix."""
+def _case(coll, p, blk, root, seed):
+    """Every rank's input and output tensors (sized by the collective's descriptor: blocks of ``blk``,
+    one element more in place, uneven counts for v-variants), the call's Job and its v-counts."""
+    spec = SPECS[coll]
     g = torch.Generator().manual_seed(seed)
-
-    def mk(n):
-        return torch.randint(-3, 4, (n,), generator=g)
-    counts = [(r * 3 + blk) % 5 for r in range(p)] if coll in ("allgatherv", "reduce_scatterv") else None
-    matrix = [[(i + 2 * j + blk) % 4 for j in range(p)] for i in range(p)] if coll == "alltoallv" else None
-    zeros = lambda n: torch.zeros(n, dtype=torch.int64)  # noqa: E731
-    if coll in IN_PLACE:
-        ins = [mk(blk * p + 1) for _ in range(p)]
-        return ins, [x.clone() for x in ins], ins[0].numel(), counts, matrix
-    if coll in ("allgather", "gather"):
-        return [mk(blk) for _ in range(p)], [zeros(blk * p) for _ in range(p)], blk * p, counts, matrix
-    if coll == "allgatherv":
-        return [mk(c) for c in counts], [zeros(sum(counts)) for _ in range(p)], sum(counts), counts, matrix
-    if coll in ("reduce_scatter", "scatter"):
-        return [mk(blk * p) for _ in range(p)], [zeros(blk) for _ in range(p)], blk * p, counts, matrix
-    if coll == "reduce_scatterv":
-        return [mk(sum(counts)) for _ in range(p)], [zeros(c) for c in counts], sum(counts), counts, matrix
-    if coll == "alltoall":
-        return [mk(blk * p) for _ in range(p)], [zeros(blk * p) for _ in range(p)], blk * p, counts, matrix
-    if coll == "alltoallv":
-        outs = [zeros(sum(matrix[i][r] for i in range(p))) for r in range(p)]
-        return [mk(sum(row)) for row in matrix], outs, sum(map(sum, matrix)), counts, matrix
-    return [zeros(0)] * p, [None] * p, 0, counts, matrix  # barrier
+    counts = uneven(spec.equal_counts(p, blk), blk)
+    job = spec.job(blk * p + spec.in_place, root, counts)
+    sizes = [spec.sizes(p, r, job.count, *spec.rank_args(r, job)) for r in range(p)]
+    ins = [torch.randint(-3, 4, (n_in,), generator=g) for n_in, _ in sizes]
+    if spec.in_place:
+        return ins, [x.clone() for x in ins], job, counts
+    outs = [torch.zeros(n_out, dtype=torch.int64) if spec.holds(r, root)[1] else None
+            for r, (_, n_out) in enumerate(sizes)]
+    return ins, outs, job, counts
 
 
 def run_case(coll, algo, ctx, blk, root, op="sum", seed=0):
     """Run ``coll`` in-process on every rank; the ranks whose output or input is wrong."""
-    p = ctx.nranks
-    ins, outs, count, counts, matrix = _case(coll, p, blk, seed)
+    p, spec = ctx.nranks, SPECS[coll]
+    ins, outs, job, counts = _case(coll, p, blk, root, seed)
     orig = [x.clone() for x in ins]
-    blocks = tuple(counts) if counts else None
-    mat = tuple(map(tuple, matrix)) if matrix else None
-    job = Job(count, root, blocks, mat)
-    schedule = build_schedule(coll, algo, ctx, count, root, blocks, mat)
-    bufs = [working_buffers(coll, r, p, job, outs[r], outs[r] if coll in IN_PLACE else ins[r]) for r in range(p)]
+    schedule = build_schedule(coll, algo, ctx, job.count, root, job.blocks, job.matrix)
+    bufs = [spec.working_buffers(r, p, job, outs[r], outs[r] if spec.in_place else ins[r]) for r in range(p)]
     run_local(schedule, bufs, op)
     bad = []
     for r in range(p):
         if outs[r] is not None:
-            finish(coll, r, p, job, bufs[r], outs[r], op)
-        expected = expected_output(coll, r, orig, op, root, counts, matrix)
+            spec.finish(r, p, job, bufs[r], outs[r], op)
+        expected = spec.expected_output(r, orig, op, root, counts)
         if expected is not None and not torch.equal(outs[r], expected):
             bad.append(r)
-        if coll not in IN_PLACE and not torch.equal(ins[r], orig[r]):
+        if not spec.in_place and not torch.equal(ins[r], orig[r]):
             bad.append(f"input of {r} changed")
     return bad
 

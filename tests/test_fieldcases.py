@@ -325,7 +325,7 @@ def test_plot_gives_every_case_family_its_own_figure(tmp_path, capsys, no_algo_e
 
 
 def test_a_reason_every_rank_shares_is_said_once_under_mpirun():
-    from hccl_sim.comm import _rank_list
+    from hccl_sim.comm.header import rank_list as _rank_list
     assert (_rank_list([2]), _rank_list([0, 1, 2, 3, 6]), _rank_list([0, 2])) == ("rank 2", "ranks 0-3,6", "ranks 0,2")
     code = ("import torch; from mpi4py import MPI; from hccl_sim import Communicator, CollectiveError\n"
             "comm = Communicator(MPI.COMM_WORLD)\n"

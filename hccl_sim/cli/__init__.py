@@ -13,6 +13,7 @@ import sys
 
 from ..algorithms import registry, selection
 from ..dtypes import NAMES as DTYPE_NAMES
+from ..errors import abort_on_uncaught_timeout
 from ..topology.units import parse_size
 
 ALGO_HELP = (f"auto (lowest modeled time), an algorithm ({registry.help_names()}; see `hccl-sim algos`) "
@@ -241,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    abort_on_uncaught_timeout()  # a rank left waiting for a dead one ends the MPI job, not hangs it
     args = build_parser().parse_args(argv)
     if getattr(args, "faults", None):  # faults travel in the topology spec, so files and sweeps record them
         args.topology = f"{args.topology or 'flat'}|{args.faults}"

@@ -4,11 +4,10 @@ the emulated ``measured_row`` is in bench.py.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 from ..algorithms import algorithms_for, selection
-from ..collectives import SPECS, work_count
+from ..collectives import lookup
 from ..dtypes import check_op, dtype_from_name, element_type
 from ..executors.model import NetworkModel
 from ..executors.predictor import predict
@@ -29,9 +28,7 @@ class Case:
 
     @property
     def spec(self):
-        if self.collective not in SPECS:
-            raise ValueError(f"collective {self.collective!r} is not supported (supported: {', '.join(SPECS)})")
-        return SPECS[self.collective]
+        return lookup(self.collective)
 
     @property
     def torch_dtype(self):
@@ -54,7 +51,7 @@ class Case:
             raise ValueError(f"size: must be >= 0, got {self.size}")
         if self.ranks < 1:
             raise ValueError(f"ranks: must be >= 1, got {self.ranks}")
-        if rooted(self.spec) and not 0 <= self.root < self.ranks:
+        if self.spec.rooted and not 0 <= self.root < self.ranks:
             raise ValueError(f"root: {self.root} is not a rank of {self.ranks}")
 
 
@@ -80,7 +77,7 @@ def notes_of(rows: list[dict]) -> list[str]:
 
 def rooted(spec) -> bool:
     """Whether the collective has a root (broadcast, reduce, scatter, gather); nccl-tests prints -1 otherwise."""
-    return bool(getattr(spec, "rooted", False) or getattr(spec, "has_root", False))
+    return spec.rooted
 
 
 def effective_op(spec, op: str) -> str:
@@ -88,7 +85,7 @@ def effective_op(spec, op: str) -> str:
 
 
 def effective_root(spec, root: int) -> int:
-    return root if rooted(spec) else -1
+    return root if spec.rooted else -1
 
 
 def case_row(case: Case, mode: str, iters: int, warmup: int, check: int, seed) -> dict:
@@ -116,13 +113,11 @@ def predicted_row(case: Case, model: NetworkModel | None = None) -> dict:
     """The modeled figures of one case with no MPI: the same numbers an emulated run gives."""
     spec, dtype = case.spec, element_type(case.dtype)
     model = model or NetworkModel(case.ranks, case.topology, case.placement)
-    kwargs = {}
-    if rooted(spec) and "root" in inspect.signature(predict).parameters:
-        kwargs["root"] = case.root
-    count = work_count(case.collective, case.count, case.ranks)  # as bench runs it
+    count = spec.work_count(case.count, case.ranks)  # as bench runs it
     try:
         algo, note = run_algo(case, model)
-        p = predict(case.collective, count, case.ranks, algo=algo, dtype=dtype, model=model, **kwargs)
+        p = predict(case.collective, count, case.ranks, algo=algo, dtype=dtype, model=model,
+                    root=case.root if spec.rooted else 0)
     except ValueError as exc:  # an algorithm that does not apply to this collective or communicator
         return failed_row(case, str(exc))
     row = figures(spec, count * dtype.itemsize, count, p.algo, case.ranks, p.time)

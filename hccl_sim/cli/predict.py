@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 
 from ..algorithms.selection import algo_source
-from ..collectives import SPECS
+from ..collectives import lookup
 from ..executors.model import NetworkModel
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
@@ -37,9 +37,7 @@ def default_ranks(topology) -> tuple[int, bool]:
 
 
 def run(args) -> int:
-    if args.collective not in SPECS:
-        raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
-    spec = SPECS[args.collective]
+    spec = lookup(args.collective)
     if args.ranks is not None and args.ranks < 1:
         raise ValueError(f"--ranks must be >= 1, got {args.ranks}")
     ranks, whole = (args.ranks, False) if args.ranks is not None else default_ranks(args.topology)

@@ -67,6 +67,17 @@ def as_bytes(tensor: torch.Tensor) -> np.ndarray:
     return tensor.reshape(-1).view(torch.uint8).numpy()
 
 
+def flat_view(tensor: torch.Tensor) -> torch.Tensor:
+    """A flat view of a contiguous tensor, or a flat contiguous copy of a strided one."""
+    return tensor.reshape(-1) if tensor.is_contiguous() else tensor.contiguous().reshape(-1)
+
+
+def copy_back(tensor: torch.Tensor, flat: torch.Tensor) -> None:
+    """Put ``flat`` (from ``flat_view(tensor)``) back into ``tensor`` where it is a copy, not a view."""
+    if flat.data_ptr() != tensor.data_ptr() or not tensor.is_contiguous():
+        tensor.copy_(flat.view(tensor.shape))
+
+
 class MPIExecutor:
     def __init__(self, transport: Transport, timeout: float = 30.0, notices=None):
         self.comm = as_transport(transport)

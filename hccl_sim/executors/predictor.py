@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..algorithms import selection
+from ..collectives import lookup
 from ..dtypes import element_type
 from .model import NetworkModel
 
@@ -25,15 +26,8 @@ class Prediction:
 
 def _shape(collective: str, count: int, root: int, counts) -> tuple[int, dict]:
     """(count, the schedule's shape arguments) of a call, v-variants' ``counts`` included."""
-    shape = {"root": root, "blocks": None, "matrix": None}
-    if counts is not None:
-        if collective == "alltoallv":
-            shape["matrix"] = tuple(tuple(int(x) for x in row) for row in counts)
-            count = sum(map(sum, shape["matrix"]))
-        else:
-            shape["blocks"] = tuple(int(x) for x in counts)
-            count = sum(shape["blocks"])
-    return count, shape
+    job = lookup(collective).job(count, root, counts)
+    return job.count, {"root": job.root, "blocks": job.blocks, "matrix": job.matrix}
 
 
 def predict(collective: str, count: int, nranks: int, topology=None, placement=None, algo: str | None = None,

@@ -25,7 +25,7 @@ from torch.distributed.constants import default_pg_timeout
 
 from ..comm import Communicator
 from ..dtypes import DTYPE_CODES
-from ..errors import CollectiveError, CollectiveTimeout
+from ..errors import CollectiveError, CollectiveTimeout, abort_on_uncaught_timeout
 from ..executors.transport import GlooTransport, MPITransport, under_mpirun
 from ..topology import Topology
 from . import recorder as _rec
@@ -274,8 +274,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         if flush:
             flush_p2p()
         timeline = _tl.timeline()
-        begin = timeline.enter() if start is None else max(start, timeline.enter())
-        self.comm.clock = begin  # all groups of this process share one timeline
+        begin = timeline.enter(start)  # sets the clock all groups of this process share
         nbytes, wait = 0, 0.0
         try:
             record = method(*args, **kwargs)
@@ -564,7 +563,6 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         record = None
         timeline = _tl.timeline()
         begin = timeline.enter()
-        self.comm.clock = begin
         try:
             record, source = self.comm.recv_any(wire, tag)
             if _rec.active is not None:
@@ -665,7 +663,9 @@ def create_process_group(dist_opts, options: Options | None = None):
     else:
         world_mpi = _world[1]
         transport = MPITransport(world_mpi.Create_group(world_mpi.group.Incl(members)))
-    comm = Communicator(transport, topology=topology, placement=placement, algo=options.algo, timeout=timeout)
+    abort_on_uncaught_timeout()
+    comm = Communicator(transport, topology=topology, placement=placement, algo=options.algo, timeout=timeout,
+                        clock=_tl.timeline().comm_clock)
     if not members:
         _world = (comm.model, getattr(transport, "comm", None))
         _tl.set_rank(rank)

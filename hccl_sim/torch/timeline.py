@@ -27,6 +27,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
+from ..comm.clock import Clock
 from . import recorder as _rec  # workload recording hooks (HCCL_SIM_RECORD)
 
 
@@ -115,6 +116,7 @@ class Timeline:
         self.compute_model = compute or ComputeModel.parse(os.environ.get("HCCL_SIM_COMPUTE"))
         self.clock = 0.0  # the compute clock
         self.stream = 0.0  # when the communication stream is free
+        self.comm_clock = Clock()  # every process group's Communicator holds it: an operation's start, then end
         self.compute = 0.0
         self.comm = 0.0
         self.exposed = 0.0
@@ -129,10 +131,13 @@ class Timeline:
         self._host_mark = time.perf_counter()
 
     # ---- the backend calls these around every operation ---------------------------------------
-    def enter(self) -> float:
-        """Account the compute since the last call; returns when an operation issued now starts."""
+    def enter(self, start: float | None = None) -> float:
+        """Account the compute since the last call; returns when an operation issued now (not before
+        ``start``) starts, and sets the communicators' shared clock to it."""
         self._account_compute()
-        return max(self.clock, self.stream)
+        begin = max(self.clock, self.stream)
+        self.comm_clock.now = begin if start is None else max(start, begin)
+        return self.comm_clock.now
 
     def leave(self, kind: str, start: float, end: float, nbytes: int, wait: float = 0.0) -> None:
         """An operation of ``kind`` occupied the communication stream from ``start`` to ``end``, the first

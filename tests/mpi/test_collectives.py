@@ -1,11 +1,12 @@
 """Every collective x algorithm x dtype x op on real tensors under mpirun, on every rank, against a torch
 reference (tests/test_collectives.py checks the same schedules in-process for 1..16 ranks)."""
+import numpy as np
 import pytest
 import torch
 
 from hccl_sim import CollectiveError, Communicator
 from hccl_sim.algorithms import BUILDERS
-from hccl_sim.collectives import SPECS, expected_output
+from hccl_sim.collectives import SPECS
 from conftest import DTYPES, inputs_for
 
 pytestmark = pytest.mark.mpi
@@ -14,67 +15,29 @@ FLOAT_OPS = ["sum", "prod", "max", "min", "avg"]
 INT_OPS = ["sum", "prod", "max", "min"]
 
 
+def _uneven(equal, blk):
+    """A v-variant's counts in the shape of its equal ones (blocks or a matrix), uneven, zeros included."""
+    if equal is None:
+        return None
+    if np.ndim(equal) == 1:
+        return [(i * 3 + blk) % 5 for i in range(len(equal))]
+    return [[(i + 2 * j + blk) % 4 for j in range(len(equal))] for i in range(len(equal))]
+
+
 def _call(comm, coll, algo, dtype, op, blk, root, seed):
-    """Run one collective on this rank; (expected, actual) outputs, or None where undefined."""
-    p, r = comm.size, comm.rank
-    counts = [(i * 3 + blk) % 5 for i in range(p)]  # uneven, zeros included
-    matrix = [[(i + 2 * j + blk) % 4 for j in range(p)] for i in range(p)]
-    if coll in ("allreduce", "broadcast", "reduce"):
-        xs = inputs_for(p, blk * p + 1, dtype, op, seed)
-    elif coll in ("allgather", "gather"):
-        xs = inputs_for(p, blk, dtype, op, seed)
-    elif coll == "allgatherv":
-        xs = [x[:c] for x, c in zip(inputs_for(p, 5, dtype, op, seed), counts)]
-    elif coll == "reduce_scatterv":
-        xs = inputs_for(p, sum(counts), dtype, op, seed)
-    elif coll == "alltoallv":
-        xs = [x[:sum(row)] for x, row in zip(inputs_for(p, 4 * p, dtype, op, seed), matrix)]
-    elif coll == "barrier":
-        xs = [torch.empty(0, dtype=dtype)] * p
-    else:  # reduce_scatter, scatter, alltoall: p blocks in
-        xs = inputs_for(p, blk * p, dtype, op, seed)
+    """Run one collective on this rank; (expected, actual) outputs, or None where undefined. Tensor sizes
+    come from the collective's descriptor: blocks of ``blk``, one element more in place."""
+    p, r, spec = comm.size, comm.rank, SPECS[coll]
+    counts = _uneven(spec.equal_counts(p, blk), blk)
+    job = spec.job(blk * p + spec.in_place, root, counts)
+    sizes = [spec.sizes(p, i, job.count, *spec.rank_args(i, job)) for i in range(p)]
+    xs = [x[:n] for x, (n, _) in zip(inputs_for(p, max(n for n, _ in sizes), dtype, op, seed), sizes)]
     x = xs[r].clone()
-    empty = lambda n: torch.full((n,), 99, dtype=dtype)  # noqa: E731
-    if coll == "allreduce":
-        out = x
-        comm.allreduce(out, op=op, algo=algo)
-    elif coll == "broadcast":
-        out = x
-        comm.broadcast(out, root=root, algo=algo)
-    elif coll == "reduce":
-        out = x
-        comm.reduce(out, root=root, op=op, algo=algo)
-    elif coll == "allgather":
-        out = empty(blk * p)
-        comm.allgather(out, x, algo=algo)
-    elif coll == "allgatherv":
-        out = empty(sum(counts))
-        comm.allgatherv(out, x, counts, algo=algo)
-    elif coll == "reduce_scatter":
-        out = empty(blk)
-        comm.reduce_scatter(out, x, op=op, algo=algo)
-    elif coll == "reduce_scatterv":
-        out = empty(counts[r])
-        comm.reduce_scatterv(out, x, counts, op=op, algo=algo)
-    elif coll == "scatter":
-        out = empty(blk)
-        comm.scatter(out, x if r == root else None, root=root, algo=algo)
-    elif coll == "gather":
-        out = empty(blk * p) if r == root else None
-        comm.gather(out, x, root=root, algo=algo)
-    elif coll == "alltoall":
-        out = empty(blk * p)
-        comm.alltoall(out, x, algo=algo)
-    elif coll == "alltoallv":
-        out = empty(sum(row[r] for row in matrix))
-        comm.alltoallv(out, x, matrix[r], [matrix[i][r] for i in range(p)], algo=algo)
-    else:
-        comm.barrier(algo=algo)
-        out = None
-    input_kept = coll in ("allreduce", "broadcast", "reduce") or torch.equal(x, xs[r])
-    v_counts = counts if coll in ("allgatherv", "reduce_scatterv") else None
-    v_matrix = matrix if coll == "alltoallv" else None
-    return expected_output(coll, r, xs, op, root, v_counts, v_matrix), out, input_kept
+    has_in, has_out = spec.holds(r, root)
+    out = x if spec.in_place else torch.full((sizes[r][1],), 99, dtype=dtype) if has_out else None
+    spec.call(comm, out, x if has_in else None, op, root, algo, *spec.rank_args(r, job))
+    input_kept = spec.in_place or torch.equal(x, xs[r])
+    return spec.expected_output(r, xs, op, root, counts), out, input_kept
 
 
 def _same(expected, out, op):

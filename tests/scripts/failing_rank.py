@@ -13,9 +13,10 @@ import time
 
 import torch
 
-from hccl_sim import CollectiveTimeout, Communicator
+from hccl_sim import CollectiveTimeout, Communicator, abort_on_uncaught_timeout
 
 mode, outdir = sys.argv[1], sys.argv[2]
+abort_on_uncaught_timeout()
 comm = Communicator(timeout=3.0)
 last = comm.size - 1
 for _ in range(3):  # a few good calls first
