@@ -22,16 +22,12 @@ class BenchCall:
         from . import SPECS
         p = self.nranks
         self.spec = spec = SPECS[self.collective]
+        self.work_count = spec.work_count(self.count, p)  # what the call moves: nccl-tests rounds to p blocks
         self.counts = spec.equal_counts(p, self.count // p)  # a v-variant's counts: equal blocks
-        self.job = spec.job(spec.work_count(self.count, p), self.root, self.counts)
-        self.args = spec.rank_args(self.rank, self.job)
-        n_in, self.n_out = spec.sizes(p, self.rank, self.job.count, *self.args)
+        job = spec.job(self.work_count, self.root, self.counts)
+        self.args = spec.rank_args(self.rank, job)
+        n_in, self.n_out = spec.sizes(p, self.rank, job.count, *self.args)
         self.inputs = RankInputs(p, n_in, self.dtype)
-
-    @property
-    def work_count(self) -> int:
-        """The working elements the call really moves (nccl-tests rounds blocked sizes down to p blocks)."""
-        return self.job.count
 
     def invoker(self, comm, op: str, algo: str | None):
         """A no-argument function that calls the collective on tensors allocated once (for timed loops)."""

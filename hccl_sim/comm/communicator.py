@@ -150,12 +150,12 @@ class Communicator:
 
     def recv_any(self, tensor: torch.Tensor, tag: int = 0) -> tuple[CallRecord, int]:
         """Receive into ``tensor`` from whichever rank sends to this one with ``tag``; (record, source)."""
-        record, source = self.p2p.recv_any(tensor, tag)
-        return self._keep(record), source
+        return self._keep(self.p2p.recv_any(tensor, tag))
 
-    def _keep(self, record: CallRecord) -> CallRecord:
-        self.last = record
-        return record
+    def _keep(self, result):
+        """``result`` (a CallRecord, or a tuple that starts with one), kept as ``last``."""
+        self.last = result[0] if isinstance(result, tuple) else result
+        return result
 
     # ---- one collective -----------------------------------------------------------------------
     def _call(self, collective, output, input, op, algo, root=-1, counts=()) -> CallRecord:
