@@ -6,8 +6,6 @@ import time
 
 from ..errors import CollectiveTimeout
 
-DEFAULT_TIMEOUT = float(os.environ.get("HCCL_SIM_TIMEOUT", "30"))
-
 
 def wait_all(requests: list, peers: list[int], timeout: float, what: str, notices=None) -> None:
     """Wait for every request; after ``timeout`` seconds raise naming the peers still outstanding.
