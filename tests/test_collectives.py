@@ -268,3 +268,46 @@ def test_bad_root_and_counts_are_named():
         build_schedule("broadcast", "tree", Context.flat(4), 10, 5)
     with pytest.raises(ValueError, match="counts has 3 entries"):
         build_schedule("allgatherv", "ring", Context.flat(4), 10, 0, (1, 2, 3))
+
+
+# ---- the registry of collective descriptors ----------------------------------------------------
+def test_each_descriptor_reads_back_its_own_count():
+    """nccl-tests' count has one meaning per collective: the tensors ``sizes`` gives for a count
+    (a multiple of p) give that count back, on every rank, and pass the argument check."""
+    p = 4
+    for name, spec in SPECS.items():
+        job = spec.job(spec.work_count(12, p), 1, spec.equal_counts(p, 3))
+        for r in range(p):
+            args = spec.rank_args(r, job)
+            n_in, n_out = spec.sizes(p, r, job.count, *args)
+            has_in, has_out = spec.holds(r, 1)
+            x = torch.zeros(n_in) if has_in else None
+            out = x if spec.in_place else torch.zeros(n_out) if has_out else None
+            error, count, _ = spec.check(r, p, out, x, "sum", 1 if spec.rooted else -1, args)
+            assert error == "" and count == (0 if args else job.count), (name, r, error, count)
+        wrong = spec.check(0, p, torch.zeros(5), torch.zeros(7), "sum", 0, spec.checked_counts(p, ([2] * p,) * 2)[0])[0]
+        assert ("elements, needs" in wrong) == (name != "barrier"), (name, wrong)  # a barrier has no tensors
+
+
+def test_registry_lookup_and_duplicates():
+    from hccl_sim.collectives import lookup, register
+    assert lookup("gather") is SPECS["gather"]
+    with pytest.raises(ValueError, match="'allfoo' is not supported .*allreduce"):
+        lookup("allfoo")
+    with pytest.raises(ValueError, match="registered twice"):
+        register(SPECS["allreduce"])
+
+
+def test_config_from_env_and_shared_clock():
+    from hccl_sim.comm import Clock, CommConfig
+    env = {"HCCL_SIM_TOPOLOGY": "flat", "HCCL_SIM_PLACEMENT": "spread", "HCCL_SIM_TIMEOUT": "7"}
+    config = CommConfig.from_env(placement="linear", environ=env)
+    assert (config.topology, config.placement, config.timeout) == ("flat", "linear", 7.0)
+    with pytest.raises(ValueError, match="timeout: must be > 0"):
+        CommConfig.from_env(timeout=0, environ=env)
+    from hccl_sim.torch.timeline import ComputeModel, Timeline
+    timeline = Timeline(compute=ComputeModel.parse("none"))
+    timeline.clock, timeline.stream = 2.0, 1.0
+    assert timeline.enter() == timeline.comm_clock.now == 2.0  # an operation issued now starts here
+    assert timeline.enter(3.0) == timeline.comm_clock.now == 3.0
+    assert isinstance(timeline.comm_clock, Clock) and Clock(1.0).advance(0.5) == 1.5

@@ -138,6 +138,7 @@ class Collective:
 class InPlace(Collective):
     """One tensor in and out, ``count`` elements on every rank (allreduce, broadcast, reduce)."""
     in_place = True
+    layout = "input = output, one tensor"
 
     def busbw_factor(self, nranks: int) -> float:
         return 1.0
