@@ -49,7 +49,7 @@ class Communicator:
         self.last_timing = None  # the TimingResult of the last call (all ranks' entry and exit)
         self.notices = self.transport.failure_notices()  # a rank failing mid-call tells the others at once
         self.executor = MPIExecutor(self.transport, self.timeout, self.notices)
-        self.headers = HeaderExchange(self.transport, self.timeout, self.notices, check)
+        self.headers = HeaderExchange(self.transport, self.timeout, self.notices)
         self.p2p = PointToPoint(base.dup(), self._clock, self.model.timing, self.timeout, self.notices)
 
     @property
@@ -166,7 +166,7 @@ class Communicator:
         args, error = spec.checked_counts(self.size, counts)
         error, count, dtype = (error, -1, None) if error else \
             spec.check(self.rank, self.size, output, input, op, root, args)
-        entry = self.headers.exchange(self.clock, Call(collective, algo, count, dtype, op, root), error)
+        entry = self.headers.exchange(self.clock, Call(collective, algo, count, dtype, op, root), error, self.check)
         job = self._agreed_job(spec, args, root) if args else spec.job(count, max(root, 0))
         itemsize = torch.empty(0, dtype=dtype).element_size() if dtype is not None else 1
         shape = {"root": job.root, "blocks": job.blocks, "matrix": job.matrix}

@@ -38,14 +38,14 @@ class HeaderExchange:
     """The per-call header exchange of one communicator (point to point rather than MPI_Allgather, so
     that a rank that never comes is named after ``timeout``, not waited for)."""
 
-    def __init__(self, transport, timeout: float, notices, check: bool = True):
-        self.transport, self.timeout, self.notices, self.check = transport, timeout, notices, check
+    def __init__(self, transport, timeout: float, notices):
+        self.transport, self.timeout, self.notices = transport, timeout, notices
         self.rank, size = transport.rank, transport.size
         self._peers = [r for r in range(size) if r != self.rank]
         self._wire = np.zeros((size, len(RECORD.names)))  # one row per rank, sent as float64
         self.records = self._wire.view(RECORD).reshape(size)  # the same memory, by field name
 
-    def exchange(self, clock: float, call: Call, error: str = "") -> np.ndarray:
+    def exchange(self, clock: float, call: Call, error: str = "", check: bool = True) -> np.ndarray:
         """Every rank's clock on entry (seconds, by rank); CollectiveError on every rank alike if a rank's
         ``error`` (its invalid argument) is set, or, with ``check``, if the ranks' calls differ."""
         records = self.records
@@ -62,7 +62,7 @@ class HeaderExchange:
             count = sum(1 for m in messages if m)
             raise CollectiveError(f"{call.collective}: invalid input on {count} rank(s): "
                                   + "; ".join(f"{rank_list(rs)}: {m}" for m, rs in by_message(messages).items()))
-        if self.check:
+        if check:
             for field in _ENCODE:
                 if (records[field] != records[field][0]).any():
                     self._mismatch(call.collective, field, getattr(call, field))
