@@ -1,7 +1,7 @@
 """Layer 2: collective algorithms as pure functions producing schedules. No MPI, no torch, no timing.
 
 Every collective runs on a working buffer ``BUF`` laid out the same way for all of its algorithms
-(see hccl_sim/collectives.py for how user tensors map onto it): allreduce, broadcast and reduce work
+(see hccl_sim/collectives/ for how user tensors map onto it): allreduce, broadcast and reduce work
 in place on the whole tensor; allgather(v), reduce-scatter(v), scatter and gather on the concatenation
 of per-rank blocks (rank r's block at offset sum(blocks[:r])); all-to-all(v) copies from ``SEND`` to
 ``BUF``. Rank r's own part is put in place locally, so schedules move only what crosses ranks.
