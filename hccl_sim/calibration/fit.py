@@ -116,8 +116,8 @@ def prepare(measurements: list[Measurement], topology: Topology, algo: str | Non
 
         itemsize = _itemsize(m.size)
         count = m.size // itemsize
-        if m.collective in SPECS and (SPECS[m.collective].blocked or m.collective.startswith("alltoall")):
-            count = count // m.ranks * m.ranks  # nccl-tests: p whole blocks
+        if m.collective in SPECS:
+            count = SPECS[m.collective].work_count(count, m.ranks)  # nccl-tests: block collectives move p whole blocks
         chosen = model("full").resolve(m.collective, algo, count, itemsize)
         p = Point(m, m.ranks, m.collective, chosen, itemsize, count)
         p.L = model("lat").time(m.collective, chosen, count, itemsize).time

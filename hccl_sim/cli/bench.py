@@ -13,7 +13,7 @@ import torch
 from mpi4py import MPI
 
 from ..algorithms.selection import algo_source
-from ..collectives import SPECS, BenchCall
+from ..collectives import BenchCall, lookup
 from ..comm import Communicator
 from ..dtypes import check_reducible
 from ..topology.units import parse_size
@@ -75,9 +75,7 @@ def mpi_placement(spec, world, topology):
 
 
 def run(args) -> int:
-    if args.collective not in SPECS:
-        raise ValueError(f"collective {args.collective!r} is not supported (supported: {', '.join(SPECS)})")
-    combos = combinations(args, SPECS[args.collective].reduces, emulated=True)
+    combos = combinations(args, lookup(args.collective).reduces, emulated=True)
     if args.seed is not None:
         torch.manual_seed(args.seed)
     topology, placement = args.topology or "flat", args.placement or "linear"

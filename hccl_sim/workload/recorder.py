@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 from contextlib import contextmanager
 
+from ..collectives import SPECS
 from .format import ROLES, Group, Workload, rank_path
 
 
@@ -119,10 +120,6 @@ class WorkloadRecorder:
         return path
 
 
-_RECORDED = ("allreduce", "broadcast", "reduce", "allgather", "allgatherv", "reduce_scatter", "reduce_scatterv",
-             "scatter", "gather", "alltoall", "alltoallv", "barrier")
-
-
 class RecordingCommunicator:
     """A Communicator whose collectives, sends/receives, ``advance`` (compute) and ``step()`` are
     recorded; its ranks are the workload's world, its group has ``role``. Every other attribute is the
@@ -135,7 +132,7 @@ class RecordingCommunicator:
 
     def __getattr__(self, name):
         method = getattr(self.comm, name)
-        if name in _RECORDED or name in ("send", "recv", "batch_send_recv"):
+        if name in SPECS or name in ("send", "recv", "batch_send_recv"):
             def recorded(*args, **kwargs):
                 issue = self.comm.clock
                 record = method(*args, **kwargs)
