@@ -12,7 +12,7 @@ import torch
 from .algorithms import Job, Schedule, StepBuilder, selection
 from .collectives import SPECS, finish, working_buffers
 from .dtypes import DTYPE_CODES, DTYPE_NAMES, OP_CODES, OPS, UnsupportedError, check_dtype, check_reducible
-from .executors.model import NetworkModel
+from .planning import NetworkModel
 from .executors.mpi import MPIExecutor, as_bytes
 from .errors import CollectiveError, CollectiveTimeout
 from .executors.transport import as_transport

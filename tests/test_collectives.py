@@ -8,7 +8,7 @@ import torch
 from hccl_sim.algorithms import BUILDERS, Context, Job, build_schedule, selection
 from hccl_sim.collectives import SPECS, expected_output, finish, working_buffers
 from hccl_sim.executors.local import run_local
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.topology import Level, Topology, load_topology
 
 IN_PLACE = ("allreduce", "broadcast", "reduce")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..algorithms import algorithms_for, selection
 from ..collectives import SPECS, work_count
 from ..dtypes import check_op, dtype_from_name, element_type
-from ..executors.model import NetworkModel
+from ..planning import NetworkModel
 from ..executors.predictor import predict
 
 

@@ -350,7 +350,7 @@ def _run(sweep, output, args, world) -> int:
             where = (case.topology, case.placement, case.ranks)
             if world is None:
                 if where not in models:
-                    from ..executors.model import NetworkModel
+                    from ..planning import NetworkModel
                     models.clear()
                     models[where] = NetworkModel(case.ranks, case.topology, case.placement)
                 figures = predicted_row(case, models[where])

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..algorithms import selection
 from ..dtypes import element_type
-from .model import NetworkModel
+from ..planning import NetworkModel
 
 
 @dataclass(frozen=True)
