@@ -10,7 +10,7 @@ import pytest
 
 import hccl_sim
 from hccl_sim.cli import main
-from hccl_sim.cli.cases import host_placement
+from hccl_sim.topology.placement import host_placement
 from hccl_sim.cli.plot import plot_results
 from hccl_sim.cli.report import FILE_COLUMNS, hccl_test_table, nccl_tests_table, read_results
 from hccl_sim.cli.sweep import SweepError, expand, load_sweep

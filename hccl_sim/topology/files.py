@@ -29,9 +29,10 @@ import json
 import math
 import os
 
-from .core import Level, Placement, Topology, TopologyError
+from .core import Level, Topology, TopologyError
 from .costs import CostError, check_fields, costs_from_dict, costs_to_dict
 from .faults import apply_faults
+from .placement import Placement
 from .units import parse_bandwidth, parse_time
 
 _LEVEL_KEYS = {"name", "kind", "size", "bandwidth", "latency", "oversubscription", "efficiency", "overhead", "multipath"}
