@@ -71,6 +71,16 @@ def test_placements():
     assert Placement.build("per-group:2", 4, topo).npus == (0, 1, 4, 5)
 
 
+def test_placement_policies_come_from_one_registry():
+    from hccl_sim.topology.placement import POLICIES, host_placement
+    topo = load_topology("two-level:server=4,servers=2")
+    for bad in ("linear:2", "list", "bogus"):  # an argument where none is taken, none where one is needed
+        with pytest.raises(TopologyError, match="unknown placement .*" + ", ".join(
+                p.usage for p in POLICIES.values()).replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+            Placement.build(bad, 3, topo)
+    assert Placement.build(host_placement("hosts", ["a", "b", "a"], topo), 3, topo).npus == (0, 4, 1)
+
+
 def test_topology_file_round_trip_and_errors(tmp_path):
     good = tmp_path / "pod.yaml"
     good.write_text("name: pod\nlevels:\n  - {name: server, size: 4, bandwidth: 100GB/s, latency: 1us}\n"
