@@ -34,7 +34,7 @@ MEMORY_TARGET = 4 << 30
 CHILD = r"""
 import json, resource, sys, time
 import hccl_sim
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.topology import load_topology
 collective, algo, nranks, count, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 topology = load_topology(spec, nranks)

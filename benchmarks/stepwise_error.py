@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.timing import choose_engine
 from hccl_sim.timing.stepwise import StepwiseSimulator
 from hccl_sim.topology import load_topology

@@ -3,7 +3,7 @@
 Real MPI processes stand in for NPUs, real torch tensors move, and time is modeled.
 """
 from .dtypes import OPS, UnsupportedError
-from .executors.model import NetworkModel
+from .planning import NetworkModel
 from .executors.predictor import Call, ConcurrentPrediction, Prediction, predict, predict_many
 from .errors import CollectiveError, CollectiveTimeout, abort_on_uncaught_timeout
 from .topology import Level, Placement, Topology, TopologyError, load_topology

@@ -12,7 +12,7 @@ from hccl_sim.calibration.fit import FitError, calibrate, errors, summary
 from hccl_sim.calibration.parsers import Measurement, MeasurementError, read_measurements
 from hccl_sim.cli import main
 from hccl_sim.cli.report import hccl_test_table
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.executors.predictor import predict
 from hccl_sim.topology import TopologyError, load_topology
 from hccl_sim.topology.costs import Costs, Regime

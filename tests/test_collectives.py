@@ -9,7 +9,7 @@ import torch
 from hccl_sim.algorithms import BUILDERS, Context, build_schedule, selection
 from hccl_sim.collectives import SPECS
 from hccl_sim.executors.local import run_local
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.topology import Level, Topology, load_topology
 
 def uneven(equal, blk):

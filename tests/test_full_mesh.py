@@ -6,7 +6,7 @@ import pytest
 
 from hccl_sim.algorithms import Context, build_schedule
 from hccl_sim.algorithms.mesh import MESH_MAX_TRANSFERS
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from test_collectives import run_case
 
 SMALL = "atlas950-superpod:board=2,boards=2,cabinets=4"  # 2 x 2 full mesh, 4 cabinets on the Clos

@@ -10,7 +10,7 @@ import torch
 import hccl_sim
 from hccl_sim.algorithms import build_schedule
 from hccl_sim.executors.local import run_local
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.topology import load_topology
 
 # a reduced Atlas 950 SuperPoD: 2 x 2 board/cabinet full mesh, 4 cabinets on the Clos (16 NPUs)

@@ -11,7 +11,7 @@ import pytest
 
 from hccl_sim.algorithms import Schedule, StepBuilder
 from hccl_sim.cli import main as cli
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.timing import TimingModel
 from hccl_sim.topology import PRESETS, Level, Placement, Topology, TopologyError, load_topology
 from hccl_sim.topology.faults import apply_faults

@@ -10,7 +10,7 @@ from hccl_sim.algorithms import Context, Schedule, StepBuilder, build_schedule
 from hccl_sim.algorithms.ring import compact_pass as ring_pass
 from hccl_sim.algorithms.schedule import merge_parallel
 from hccl_sim.executors.local import run_local
-from hccl_sim.executors.model import COMPACT_RANKS, NetworkModel, server_groups
+from hccl_sim.planning import COMPACT_RANKS, NetworkModel, server_groups
 from hccl_sim.timing import TimingModel
 from hccl_sim.timing import EXACT_TRANSFERS, choose_engine
 from hccl_sim.timing.stepwise import StepwiseSimulator

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import hccl_sim
-from hccl_sim.cli import main
-from hccl_sim.cli.cases import host_placement
+from hccl_sim.cli import main, size_steps
+from hccl_sim.topology.placement import host_placement
 from hccl_sim.cli.plot import plot_results
 from hccl_sim.cli.report import FILE_COLUMNS, hccl_test_table, nccl_tests_table, read_results
 from hccl_sim.cli.sweep import SweepError, expand, load_sweep
@@ -192,3 +192,10 @@ def test_hosts_placement_maps_each_host_to_a_server():
     assert host_placement("spread", names, "two-level:server=4") == "spread"
     with pytest.raises(ValueError, match="host a runs more ranks than a level-0 group"):
         host_placement("hosts", names, "two-level:server=2")
+
+
+def test_size_steps_stop_where_the_factor_no_longer_grows_the_size():
+    """bench, predict and sweep share one size loop; -b 1 -f 1.5 used to repeat size 1 forever in bench."""
+    assert size_steps(1, 10, 1.5, 1) == [1]
+    assert size_steps(2, 10, 1.5, 1) == [2, 3, 4, 6, 9]
+    assert size_steps(1024, 4096, None, 1024) == [1024, 2048, 3072, 4096]

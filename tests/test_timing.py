@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from hccl_sim.algorithms import Context, StepBuilder, Schedule, build_schedule
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from hccl_sim.timing import TimingModel, max_min_rates
 from hccl_sim.topology import Level, Topology, load_topology
 

@@ -1,4 +1,6 @@
 """Topologies, routes, placements and the errors bad input gets."""
+import re
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,16 @@ def test_placements():
     topo = load_topology("two-level:server=4,servers=2")
     assert Placement.build("spread", 4, topo).npus == (0, 4, 1, 5)
     assert Placement.build("per-group:2", 4, topo).npus == (0, 1, 4, 5)
+
+
+def test_placement_policies_come_from_one_registry():
+    from hccl_sim.topology.placement import POLICIES, host_placement
+    topo = load_topology("two-level:server=4,servers=2")
+    for bad in ("linear:2", "list", "bogus"):  # an argument where none is taken, none where one is needed
+        with pytest.raises(TopologyError, match="unknown placement .*" + re.escape(", ".join(
+                p.usage for p in POLICIES.values()))):
+            Placement.build(bad, 3, topo)
+    assert Placement.build(host_placement("hosts", ["a", "b", "a"], topo), 3, topo).npus == (0, 4, 1)
 
 
 def test_topology_file_round_trip_and_errors(tmp_path):

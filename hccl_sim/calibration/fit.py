@@ -92,7 +92,7 @@ def _itemsize(size: int) -> int:
 
 
 def _model(ranks, topology, placement):
-    from ..executors.model import NetworkModel
+    from ..planning import NetworkModel
     return NetworkModel(ranks, topology, placement)
 
 

@@ -58,13 +58,19 @@ def sizes_from(args) -> list[int]:
     step = _size(args.stepbytes or "1M", "-i")
     if args.stepfactor is None and step < 1 and lo != hi:
         raise ValueError(f"-i {args.stepbytes}: must be at least 1 byte")
+    return size_steps(lo, hi, args.stepfactor, step)
+
+
+def size_steps(lo: int, hi: int, factor: float | None, step: int) -> list[int]:
+    """Sizes in bytes from ``lo`` up to ``hi``: times ``factor`` each step when given, else plus ``step``;
+    stops where the next size would not grow (a factor too small for a size of a few bytes)."""
     sizes, size = [], lo
     while size <= hi:
         sizes.append(size)
-        nxt = size * args.stepfactor if args.stepfactor else size + step
+        nxt = int(size * factor) if factor else size + step
         if nxt <= size:
             break
-        size = int(nxt)
+        size = nxt
     return sizes
 
 
@@ -206,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="write the modeled timeline of one call (the last case that ran) as a Chrome trace")
 
     sweep = sub.add_parser("sweep", help="run a grid of cases from a YAML/TOML file; resumable")
-    sweep.add_argument("file", help="sweep file (see hccl_sim/cli/sweep.py for its fields)")
+    sweep.add_argument("file", help="sweep file (see hccl_sim/cli/sweep/spec.py for its fields)")
     sweep.add_argument("--predict", action="store_true", help="no MPI: modeled times from the predictor")
     sweep.add_argument("--output", default=None, help="results file (.csv or .json); overrides the sweep file's")
     sweep.add_argument("--restart", action="store_true", help="discard an existing results file instead of resuming")

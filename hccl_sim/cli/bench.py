@@ -16,9 +16,10 @@ from ..algorithms.selection import algo_source
 from ..collectives import BenchCall, lookup
 from ..comm import Communicator
 from ..dtypes import check_reducible
+from ..topology.placement import host_placement
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
-from .cases import Case, case_row, failed_row, figures, host_placement, notes_of, rooted, run_algo
+from .cases import Case, case_row, failed_row, figures, notes_of, rooted, run_algo
 from .report import (FILE_COLUMNS, VERSION_COLUMNS, hccl_test_table, nccl_tests_table, not_ok, render, versions,
                      write_results)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..algorithms import algorithms_for, selection
 from ..collectives import lookup
 from ..dtypes import check_op, dtype_from_name, element_type
-from ..executors.model import NetworkModel
+from ..planning import NetworkModel
 from ..executors.predictor import predict
 
 
@@ -124,22 +124,3 @@ def predicted_row(case: Case, model: NetworkModel | None = None) -> dict:
     row.update(wrong="", note=note)
     return row
 
-
-def host_placement(spec, host_names: list[str], topology) -> str:
-    """``hosts``: each host (as MPI names it, one name per rank) is one modeled level-0 group (server); its
-    ranks go onto that group's NPUs in rank order. Other placements are returned unchanged."""
-    if spec != "hosts":
-        return spec
-    from ..topology import load_topology
-    group = load_topology(topology, len(host_names)).levels[0].size
-    hosts = list(dict.fromkeys(host_names))
-    seen: dict[str, int] = {}
-    npus = []
-    for name in host_names:
-        local = seen.get(name, 0)
-        seen[name] = local + 1
-        if local >= group:
-            raise ValueError(f"placement hosts: host {name} runs more ranks than a level-0 group of the topology "
-                             f"holds ({group}); choose a topology with larger servers")
-        npus.append(hosts.index(name) * group + local)
-    return "list:" + ",".join(map(str, npus))

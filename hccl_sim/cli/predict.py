@@ -10,7 +10,7 @@ import sys
 
 from ..algorithms.selection import algo_source
 from ..collectives import lookup
-from ..executors.model import NetworkModel
+from ..planning import NetworkModel
 from ..topology.units import parse_size
 from . import algos_from, combinations, sizes_from
 from .cases import Case, case_row, notes_of, predicted_row

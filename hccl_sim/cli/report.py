@@ -191,35 +191,43 @@ def file_format(path: str, what: str = "--output") -> str:
 
 def write_results(path: str, rows: list[dict], config: dict) -> None:
     """Every row with every column; JSON also keeps ``config`` (command line, topology description)."""
-    fmt = file_format(path)
     with open(path, "w", newline="") as f:
-        if fmt == "nccl-json":
-            json.dump(nccl_tests_json(rows, config), f, indent=1)
-        elif fmt == "csv":
-            writer = csv.DictWriter(f, fieldnames=FILE_COLUMNS, extrasaction="ignore", lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-        else:
-            json.dump({"config": config, "results": [{c: r.get(c, "") for c in FILE_COLUMNS} for r in rows]},
-                      f, indent=2)
-            f.write("\n")
+        dump_results(f, file_format(path), rows, config)
 
 
-def read_results(path: str) -> list[dict]:
-    """Rows from a CSV or JSON results file, numbers as numbers (what ``plot`` and tests read)."""
+def dump_results(f, fmt: str, rows: list[dict], config: dict | None = None) -> None:
+    """``rows`` to the open text file ``f`` as ``fmt`` (file_format's names), every column of FILE_COLUMNS;
+    JSON keeps ``config`` beside the rows when given."""
+    if fmt == "nccl-json":
+        json.dump(nccl_tests_json(rows, config), f, indent=1)
+    elif fmt == "csv":
+        writer = csv.DictWriter(f, fieldnames=FILE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        json.dump({**({"config": config} if config is not None else {}),
+                   "results": [{c: r.get(c, "") for c in FILE_COLUMNS} for r in rows]}, f, indent=2)
+        f.write("\n")
+
+
+def read_results(path: str, text: str | None = None) -> list[dict]:
+    """Rows from a CSV or JSON results file (or from ``text``, its content), numbers as numbers (what
+    ``plot``, ``sweep`` resuming and tests read). Raises ValueError naming the file."""
     fmt = file_format(path, "results file")
     if fmt == "nccl-json":
         raise ValueError(f"{path}: nccl-tests' -J layout holds no configuration columns; "
                          "read it with `hccl-sim calibrate`, or write .csv/.json results to plot")
-    with open(path, newline="") as f:
-        try:
-            if fmt == "json":
-                data = json.load(f)
-                rows = data["results"] if isinstance(data, dict) else data
-            else:
-                rows = list(csv.DictReader(f))
-        except (json.JSONDecodeError, KeyError, csv.Error) as exc:
-            raise ValueError(f"results file {path!r}: not a results {fmt} file ({exc})") from None
+    if text is None:
+        with open(path, newline="") as f:
+            text = f.read()
+    try:
+        if fmt == "json":
+            data = json.loads(text)
+            rows = data["results"] if isinstance(data, dict) else data
+        else:
+            rows = list(csv.DictReader(io.StringIO(text)))
+    except (json.JSONDecodeError, KeyError, csv.Error) as exc:
+        raise ValueError(f"results file {path!r}: not a results {fmt} file ({exc})") from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError(f"results file {path!r}: expected a list of rows")
     return [{k: _number(k, v) for k, v in r.items()} for r in rows]

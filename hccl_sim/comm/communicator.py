@@ -13,7 +13,7 @@ import torch
 from ..collectives import SPECS
 from ..dtypes import DTYPE_NAMES
 from ..errors import CollectiveError, CollectiveTimeout
-from ..executors.model import NetworkModel
+from ..planning import NetworkModel
 from ..executors.mpi import MPIExecutor, copy_back, flat_view
 from ..executors.transport import as_transport
 from .clock import Clock

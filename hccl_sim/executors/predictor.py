@@ -9,7 +9,7 @@ import numpy as np
 from ..algorithms import selection
 from ..collectives import lookup
 from ..dtypes import element_type
-from .model import NetworkModel
+from ..planning import NetworkModel
 
 
 @dataclass(frozen=True)

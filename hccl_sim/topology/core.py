@@ -20,27 +20,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .costs import Costs
+from .errors import TopologyError
+from .faults import Faults, describe_faults
 from .units import format_bandwidth, format_time
 
 LEVEL_KINDS = ("switch", "mesh")
-
-
-@dataclass(frozen=True)
-class Faults:
-    """Degradations of a topology (faults.py parses their text form). Link ids are the topology's."""
-    link_scale: tuple[tuple[int, float], ...] = ()  # (link, bandwidth factor)
-    links_down: tuple[int, ...] = ()  # routes detour around these inside mesh levels, else fail
-    slow_npus: tuple[tuple[int, float], ...] = ()  # stragglers: own links and reduce rate divided by factor
-    late_npus: tuple[tuple[int, float], ...] = ()  # enter every collective this many seconds late
-    jitter: float = 0.0  # mean extra latency of each link, seconds, drawn once (exponential, seeded)
-    seed: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.link_scale or self.links_down or self.slow_npus or self.late_npus or self.jitter)
-
-
-class TopologyError(ValueError):
-    """A topology or placement that cannot be built, naming the field at fault."""
 
 
 @dataclass(frozen=True)
@@ -116,22 +100,7 @@ class Topology:
             raise TopologyError(f"step_latency: must be finite and >= 0, got {self.step_latency!r}")
         if not (self.reduce_bandwidth > 0):
             raise TopologyError(f"reduce_bandwidth: must be > 0, got {self.reduce_bandwidth!r}")
-        f = self.faults
-        for link in [link for link, _ in f.link_scale] + list(f.links_down):
-            if not 0 <= link < self.num_links:
-                raise TopologyError(f"faults: link {link} is not a link of {self.name} (0..{self.num_links - 1})")
-        for what, pairs in (("slow", f.link_scale), ("straggler", f.slow_npus)):
-            for key, factor in pairs:
-                if not (0 < factor and math.isfinite(factor)):
-                    raise TopologyError(f"faults: {what} factor for {key} must be positive and finite, got {factor}")
-        for npu, _ in f.slow_npus + f.late_npus:
-            if not 0 <= npu < self.num_npus:
-                raise TopologyError(f"faults: NPU {npu} is outside {self.name} (0..{self.num_npus - 1})")
-        for npu, delay in f.late_npus:
-            if not (delay >= 0 and math.isfinite(delay)):
-                raise TopologyError(f"faults: late delay of NPU {npu} must be finite and >= 0, got {delay}")
-        if not (f.jitter >= 0 and math.isfinite(f.jitter)):
-            raise TopologyError(f"faults: jitter must be finite and >= 0, got {f.jitter}")
+        self.faults.validate(self.name, self.num_links, self.num_npus)
 
     # ---- sizes and link numbering -------------------------------------------------------------
     @property
@@ -175,12 +144,7 @@ class Topology:
             for i, lv in enumerate(self.levels):
                 bw[bases[i]:bases[i + 1]] = lv.achieved_bandwidth
                 lat[bases[i]:bases[i + 1]] = lv.latency
-            for link, scale in self.faults.link_scale:
-                bw[link] *= scale
-            for npu, factor in self.faults.slow_npus:
-                bw[self.own_links(npu)] /= factor
-            if self.faults.jitter:
-                lat += np.random.default_rng(self.faults.seed).exponential(self.faults.jitter, len(lat))
+            self.faults.degrade_links(bw, lat, self.own_links)
             self._cache["links"] = (bw, lat)
         return self._cache["links"]
 
@@ -222,17 +186,11 @@ class Topology:
 
     def reduce_rates(self, npus: np.ndarray) -> np.ndarray:
         """Bytes/s each NPU reduces at (stragglers slower)."""
-        rates = np.full(len(npus), self.reduce_bandwidth)
-        for npu, factor in self.faults.slow_npus:
-            rates[np.asarray(npus) == npu] /= factor
-        return rates
+        return self.faults.reduce_rates(self.reduce_bandwidth, npus)
 
     def entry_delays(self, npus: np.ndarray) -> np.ndarray:
         """Seconds each NPU enters a collective late (late stragglers)."""
-        delays = np.zeros(len(npus))
-        for npu, delay in self.faults.late_npus:
-            delays[np.asarray(npus) == npu] += delay
-        return delays
+        return self.faults.entry_delays(npus)
 
     def link_name(self, link: int) -> str:
         i, kind, a, b = self.link_ends(link)
@@ -392,55 +350,6 @@ class Topology:
         if not self.costs.neutral or self.costs.source:
             lines.append(f"  costs: {self.costs.describe()}")
         if self.faults:
-            from .faults import describe_faults
             lines.append(f"  faults: {describe_faults(self)}")
         return "\n".join(lines)
 
-
-@dataclass(frozen=True)
-class Placement:
-    """Which NPU each rank stands in for."""
-    npus: tuple[int, ...]
-
-    @classmethod
-    def build(cls, spec: str | list[int] | None, nranks: int, topology: Topology) -> "Placement":
-        n = topology.num_npus
-        if nranks > n:
-            raise TopologyError(f"placement: {nranks} ranks need more NPUs than {topology.name} has ({n})")
-        if spec is None:
-            spec = topology.placement
-        if spec is None or spec == "linear":
-            npus = list(range(nranks))
-        elif isinstance(spec, (list, tuple)):
-            npus = [int(x) for x in spec]
-        elif spec.startswith("list:"):
-            try:
-                npus = [int(x) for x in spec[5:].split(",") if x.strip()]
-            except ValueError as exc:
-                raise TopologyError(f"placement: {spec!r} is not a comma-separated list of NPU indices") from exc
-        elif spec == "spread":  # round-robin over the level-0 groups
-            group = topology.levels[0].size
-            ngroups = n // group
-            npus = [(r % ngroups) * group + r // ngroups for r in range(nranks)]
-        elif spec.startswith("per-group:"):  # K ranks in each group of a level (level 0 unless @LEVEL)
-            count, _, level_name = spec.split(":", 1)[1].partition("@")
-            try:
-                k = int(count)
-            except ValueError as exc:
-                raise TopologyError(f"placement: {spec!r} needs an integer, as per-group:4 or per-group:4@rack") from exc
-            level = topology.level_index(level_name, "placement") if level_name else 0
-            group = int(topology.strides[level]) * topology.levels[level].size
-            if not 1 <= k <= group:
-                raise TopologyError(f"placement: per-group:{k} needs 1..{group} ranks per {topology.levels[level].name}")
-            npus = [(r // k) * group + r % k for r in range(nranks)]
-        else:
-            raise TopologyError(f"placement: unknown placement {spec!r} (linear, spread, per-group:K[@LEVEL], "
-                                "list:0,1,..., or hosts under mpirun: one modeled server per MPI host)")
-        if len(npus) != nranks:
-            raise TopologyError(f"placement: {len(npus)} NPUs given for {nranks} ranks")
-        bad = [p for p in npus if not 0 <= p < n]
-        if bad:
-            raise TopologyError(f"placement: NPU {bad[0]} is outside {topology.name} (0..{n - 1})")
-        if len(set(npus)) != len(npus):
-            raise TopologyError("placement: two ranks are placed on the same NPU")
-        return cls(tuple(npus))

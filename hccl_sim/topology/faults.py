@@ -1,5 +1,6 @@
-"""Faults and degradation as text: ``TOPOLOGY|FAULT;FAULT;...`` in any topology spec, ``--faults`` on
-the command line, or a ``faults:`` list in a topology file.
+"""Faults and degradation in one place: their data (``Faults``, which a Topology holds), what each does to
+links, reduce rates and entry times, and their text form: ``TOPOLOGY|FAULT;FAULT;...`` in any topology
+spec, ``--faults`` on the command line, or a ``faults:`` list in a topology file.
 
     slow:LINK=F         the link's bandwidth times F (0.5 halves it)
     down:LINK           the link fails: routes detour through another member of its mesh, else an error
@@ -14,13 +15,74 @@ LINK is ``npuA-npuB`` (both directions of a mesh link), ``npuA>npuB`` (one direc
 """
 from __future__ import annotations
 
-from dataclasses import replace
+import math
+from dataclasses import dataclass
 
-from .core import Faults, Topology, TopologyError
+import numpy as np
+
+from .errors import TopologyError
 from .units import format_time, parse_time
 
+# Topology (core.py) holds a Faults and applies it; this module never imports core.py: where a fault
+# needs the topology's links or levels, the Topology is passed in.
 
-def _npu(topology: Topology, text: str, where: str) -> int:
+
+@dataclass(frozen=True)
+class Faults:
+    """Degradations of a topology. Link ids are the topology's."""
+    link_scale: tuple[tuple[int, float], ...] = ()  # (link, bandwidth factor)
+    links_down: tuple[int, ...] = ()  # routes detour around these inside mesh levels, else fail
+    slow_npus: tuple[tuple[int, float], ...] = ()  # stragglers: own links and reduce rate divided by factor
+    late_npus: tuple[tuple[int, float], ...] = ()  # enter every collective this many seconds late
+    jitter: float = 0.0  # mean extra latency of each link, seconds, drawn once (exponential, seeded)
+    seed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.link_scale or self.links_down or self.slow_npus or self.late_npus or self.jitter)
+
+    def validate(self, name: str, num_links: int, num_npus: int) -> None:
+        """Raise TopologyError naming the fault whose link, NPU or value does not fit topology ``name``."""
+        for link in [link for link, _ in self.link_scale] + list(self.links_down):
+            if not 0 <= link < num_links:
+                raise TopologyError(f"faults: link {link} is not a link of {name} (0..{num_links - 1})")
+        for what, pairs in (("slow", self.link_scale), ("straggler", self.slow_npus)):
+            for key, factor in pairs:
+                if not (0 < factor and math.isfinite(factor)):
+                    raise TopologyError(f"faults: {what} factor for {key} must be positive and finite, got {factor}")
+        for npu, _ in self.slow_npus + self.late_npus:
+            if not 0 <= npu < num_npus:
+                raise TopologyError(f"faults: NPU {npu} is outside {name} (0..{num_npus - 1})")
+        for npu, delay in self.late_npus:
+            if not (delay >= 0 and math.isfinite(delay)):
+                raise TopologyError(f"faults: late delay of NPU {npu} must be finite and >= 0, got {delay}")
+        if not (self.jitter >= 0 and math.isfinite(self.jitter)):
+            raise TopologyError(f"faults: jitter must be finite and >= 0, got {self.jitter}")
+
+    def degrade_links(self, bandwidth: np.ndarray, latency: np.ndarray, own_links) -> None:
+        """Apply slow links, stragglers' own links (``own_links(npu)``: their ids) and latency jitter to
+        the per-link ``bandwidth`` (bytes/s) and ``latency`` (s) arrays, in place."""
+        for link, scale in self.link_scale:
+            bandwidth[link] *= scale
+        for npu, factor in self.slow_npus:
+            bandwidth[own_links(npu)] /= factor
+        if self.jitter:
+            latency += np.random.default_rng(self.seed).exponential(self.jitter, len(latency))
+
+    def reduce_rates(self, rate: float, npus: np.ndarray) -> np.ndarray:
+        """Bytes/s each NPU of ``npus`` reduces at: ``rate``, divided by a straggler's factor."""
+        rates = np.full(len(npus), rate)
+        for npu, factor in self.slow_npus:
+            rates[np.asarray(npus) == npu] /= factor
+        return rates
+
+    def entry_delays(self, npus: np.ndarray) -> np.ndarray:
+        """Seconds each NPU of ``npus`` enters a collective late."""
+        delays = np.zeros(len(npus))
+        for npu, delay in self.late_npus:
+            delays[np.asarray(npus) == npu] += delay
+        return delays
+
+def _npu(topology: "Topology", text: str, where: str) -> int:
     body = text.strip()
     body = body[3:] if body.lower().startswith("npu") else body
     if not body.isdigit():
@@ -31,7 +93,7 @@ def _npu(topology: Topology, text: str, where: str) -> int:
     return npu
 
 
-def _mesh_links(topology: Topology, a: int, b: int, both: bool, where: str) -> list[int]:
+def _mesh_links(topology: "Topology", a: int, b: int, both: bool, where: str) -> list[int]:
     differ = [i for i, (ca, cb) in enumerate(zip(*topology.coords([a, b]).tolist())) if ca != cb]
     if len(differ) != 1 or topology.levels[differ[0]].kind != "mesh":
         raise TopologyError(f"{where}: npu{a} and npu{b} are not joined by a mesh link in {topology.name}")
@@ -39,7 +101,7 @@ def _mesh_links(topology: Topology, a: int, b: int, both: bool, where: str) -> l
     return [topology.mesh_link(level, a, b)] + ([topology.mesh_link(level, b, a)] if both else [])
 
 
-def link_ids(topology: Topology, text: str, where: str = "faults") -> list[int]:
+def link_ids(topology: "Topology", text: str, where: str = "faults") -> list[int]:
     """The links a LINK selector names."""
     text = text.strip()
     if text.startswith("#"):
@@ -73,7 +135,7 @@ def _number(text: str, where: str) -> float:
         raise TopologyError(f"{where}: {text!r} is not a number") from None
 
 
-def apply_faults(topology: Topology, spec) -> Topology:
+def apply_faults(topology: "Topology", spec) -> "Topology":
     """``topology`` with the faults of ``spec`` (text with ``;`` between faults, or a list) added."""
     items = spec.split(";") if isinstance(spec, str) else list(spec)
     f = topology.faults
@@ -116,10 +178,11 @@ def apply_faults(topology: Topology, spec) -> Topology:
             raise TopologyError(f"{where}: unknown fault {kind!r} (slow, down, straggler, late, jitter, seed)")
     faults = Faults(tuple(sorted(scale.items())), tuple(sorted(down)), tuple(sorted(slow.items())),
                     tuple(sorted(late.items())), jitter, seed)
-    return replace(topology, faults=faults, _cache={})
+    return topology.with_faults(faults)
 
 
-def describe_faults(topology: Topology) -> str:
+def describe_faults(topology: "Topology") -> str:
+    """The faults of ``topology`` in words, one clause each (``topology show``)."""
     f, parts = topology.faults, []
     parts += [f"{topology.link_name(link)} at {s:g}x bandwidth" for link, s in f.link_scale]
     parts += [f"{topology.link_name(link)} down" for link in f.links_down]

@@ -29,31 +29,41 @@ import json
 import math
 import os
 
-from .core import Level, Placement, Topology, TopologyError
+from .core import Level, Topology, TopologyError
 from .costs import CostError, check_fields, costs_from_dict, costs_to_dict
 from .faults import apply_faults
+from .placement import Placement
 from .units import parse_bandwidth, parse_time
 
 _LEVEL_KEYS = {"name", "kind", "size", "bandwidth", "latency", "oversubscription", "efficiency", "overhead", "multipath"}
 _TOP_KEYS = {"name", "description", "levels", "reduce_bandwidth", "placement", "faults", "npu_flops", "costs"}
 
 
-def _read(path: str) -> dict:
+def read_document(path: str, what: str, error: type[Exception] = TopologyError):
+    """The parsed content of a TOML (``.toml``), JSON (``.json``) or YAML (anything else) file; ``error``
+    naming ``what`` and the path for a file that cannot be read or parsed (the parser's message says where)."""
     if not os.path.isfile(path):
-        raise TopologyError(f"topology file {path!r}: no such file")
-    with open(path, "rb") as fh:
-        raw = fh.read()
+        raise error(f"{what} {path!r}: no such file")
     try:
-        if path.endswith(".toml"):
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise error(f"{what} {path!r}: {exc.strerror or exc}") from None
+    kind = {".toml": "TOML", ".json": "JSON"}.get(os.path.splitext(path)[1].lower(), "YAML")
+    try:
+        if kind == "TOML":
             import tomllib
-            data = tomllib.loads(raw.decode())
-        elif path.endswith(".json"):
-            data = json.loads(raw)
-        else:
-            import yaml
-            data = yaml.safe_load(raw)
+            return tomllib.loads(raw.decode())
+        if kind == "JSON":
+            return json.loads(raw)
+        import yaml
+        return yaml.safe_load(raw)
     except Exception as exc:  # each parser has its own error type; all mean the same to the user
-        raise TopologyError(f"topology file {path!r}: not valid {os.path.splitext(path)[1][1:] or 'YAML'}: {exc}") from exc
+        raise error(f"{what} {path!r}: not valid {kind}: {exc}") from None
+
+
+def _read(path: str) -> dict:
+    data = read_document(path, "topology file")
     if not isinstance(data, dict):
         raise TopologyError(f"topology file {path!r}: expected a mapping at the top level")
     return data

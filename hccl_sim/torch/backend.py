@@ -8,8 +8,11 @@ its Work (torch's front end does so at once for a blocking call) joins the compu
 so no ordering of isend/irecv deadlocks) before any other operation of this process and when one of
 their Works is waited for.
 
-Every dtype gloo takes on CPU goes through, adapted in one place (``_wire``): bool as uint8 (SUM as OR,
-PRODUCT as AND), complex as its real pairs (SUM, AVG), others the emulator does not reduce as bytes.
+Every dtype gloo takes on CPU goes through, adapted in one place (``_wire``, applied to every call by
+``_call`` and to point-to-point batches): bool as uint8 (SUM as OR, PRODUCT as AND), complex as its real
+pairs (SUM, AVG), others the emulator does not reduce as bytes. Operations on lists of tensors pack them
+(``_pack``: one call per dtype, tensors end to end) and copy the result back (``_unpack``) in the
+tensors' own dtype, so PREMUL_SUM scales and torch copies as the caller's dtype defines.
 """
 from __future__ import annotations
 
@@ -72,15 +75,19 @@ def _list(tensors) -> list:
     return [tensors] if isinstance(tensors, torch.Tensor) else list(tensors)
 
 
+def _check_tensor(t) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"hccl_sim: expected a torch.Tensor, got {type(t).__name__}")
+    if t.layout != torch.strided:
+        raise ValueError(f"hccl_sim: sparse tensors ({t.layout}) are not supported; call .to_dense() first")
+
+
 def _wire(t: torch.Tensor, op: str | None = None) -> tuple[torch.Tensor, str | None]:
     """(``t`` viewed as a dtype the Communicator takes, sharing its memory; the op to run on that view).
 
     bool as uint8 (SUM/MAX as max, PRODUCT/MIN as min: or and and), complex as (..., 2) real pairs
     (SUM and AVG only, as torch defines them), any other dtype as (..., itemsize) bytes when only moved."""
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"hccl_sim: expected a torch.Tensor, got {type(t).__name__}")
-    if t.layout != torch.strided:
-        raise ValueError(f"hccl_sim: sparse tensors ({t.layout}) are not supported; call .to_dense() first")
+    _check_tensor(t)
     if t.dtype in DTYPE_CODES:
         return t, op
     if t.dtype == torch.bool:
@@ -94,6 +101,48 @@ def _wire(t: torch.Tensor, op: str | None = None) -> tuple[torch.Tensor, str | N
     if op is not None:
         raise ValueError(f"hccl_sim: reductions of {t.dtype} are not supported")
     return t.unsqueeze(-1).view(torch.uint8), op
+
+
+def _wire_width(dtype: torch.dtype) -> int:
+    """Elements of the wire view (``_wire``) per element of ``dtype``: 2 for complex, the item size for a
+    dtype moved as bytes, else 1."""
+    if dtype in DTYPE_CODES or dtype == torch.bool:
+        return 1
+    return 2 if dtype.is_complex else dtype.itemsize
+
+
+def _by_dtype(items, tensor_of=lambda item: item) -> list[list]:
+    """``items`` grouped by the dtype of ``tensor_of(item)``, in first-seen order: one packed call each."""
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(tensor_of(item).dtype, []).append(item)
+    return list(groups.values())
+
+
+def _pack(tensors, rows: int | None = None) -> torch.Tensor:
+    """A new buffer holding ``tensors`` (one dtype) end to end; with ``rows``, a (rows, N) buffer whose row
+    r holds the r-th of ``rows`` equal parts of each tensor in turn (reduce-scatter's blocks)."""
+    for t in tensors:
+        _check_tensor(t)
+    if rows is None:
+        return torch.cat([t.reshape(-1) for t in tensors])
+    return torch.cat([t.reshape(rows, -1) for t in tensors], dim=1)
+
+
+def _unpack(packed: torch.Tensor, targets) -> None:
+    """Copy ``packed`` (flat, or rows x N) back into ``targets``, a block of columns each in turn: a tensor
+    takes its whole block, a list of one tensor per row takes one row of it each (the inverse of _pack)."""
+    packed = packed.reshape(1, -1) if packed.dim() == 1 else packed
+    rows, offset = packed.shape[0], 0
+    for target in targets:
+        width = target[0].numel() if isinstance(target, list) else target.numel() // rows
+        block = packed[:, offset:offset + width]
+        if isinstance(target, list):
+            for row, t in zip(block, target):
+                t.copy_(row.view(t.shape))
+        else:
+            target.copy_(block.reshape(target.shape))
+        offset += width
 
 
 def _scaled(tensor: torch.Tensor, factor) -> torch.Tensor:
@@ -287,6 +336,18 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
             timeline.leave(kind, begin, self.comm.clock, nbytes, wait)
         return self.comm.clock
 
+    def _call(self, kind, method, *tensors, counts=(), op=None, **kwargs) -> float:
+        """``method`` on the wire views (``_wire``) of ``tensors`` (None passes through), then ``counts``
+        (lists of element counts) in wire elements, with ``op`` as the wire op: the one place where every
+        operation's dtypes are adapted. Returns the modeled end (``_run``)."""
+        like = next(t for t in tensors if t is not None)
+        _, wire_op = _wire(like, op)
+        width = _wire_width(like.dtype)
+        args = [None if t is None else _wire(t)[0] for t in tensors] + [[c * width for c in cs] for cs in counts]
+        if op is not None:
+            kwargs["op"] = wire_op
+        return self._run(kind, method, *args, **kwargs)
+
     def _done(self, result, opts=None) -> _Work:
         """The Work of an operation; a blocking call (torch's front end sets ``opts.asyncOp = False``; C++
         callers and direct calls leave it True) joins the compute clock now, so no host time between
@@ -304,37 +365,29 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         if len(tensors) > 1:
             return self.allreduce_coalesced(tensors, opts)
         op, factor = _reduce_op(opts)
-        for t in tensors:
+        for t in tensors:  # in place: no packing copy for the single tensor DDP's buckets send
             if factor is not None:
                 t.copy_(_scaled(t, factor))
-            wire, wire_op = _wire(t, op)
-            self._run("allreduce", self.comm.allreduce, wire, op=wire_op)
+            self._call("allreduce", self.comm.allreduce, t, op=op)
         return self._done(tensors, opts)
 
     def allreduce_coalesced(self, tensors, opts=None):
         """One collective per dtype over the tensors packed end to end."""
         tensors = _list(tensors)
         op, factor = _reduce_op(opts)
-        by_dtype: dict = {}
-        for t in tensors:
-            by_dtype.setdefault(t.dtype, []).append(t)
-        for group in by_dtype.values():
-            flat = torch.cat([t.reshape(-1) for t in group])
+        for group in _by_dtype(tensors):
+            flat = _pack(group)
             if factor is not None:
                 flat = _scaled(flat, factor)
-            wire, wire_op = _wire(flat, op)
-            self._run("allreduce", self.comm.allreduce, wire, op=wire_op)
-            offset = 0
-            for t in group:
-                t.copy_(flat[offset:offset + t.numel()].view(t.shape))
-                offset += t.numel()
+            self._call("allreduce", self.comm.allreduce, flat, op=op)
+            _unpack(flat, group)
         return self._done(tensors, opts)
 
     # ---- rooted -----------------------------------------------------------------------------
     def broadcast(self, tensors, opts=None):
         tensors = _list(tensors)
         for t in tensors:
-            self._run("broadcast", self.comm.broadcast, _wire(t)[0], root=_root(opts))
+            self._call("broadcast", self.comm.broadcast, t, root=_root(opts))
         return self._done(tensors, opts)
 
     def reduce(self, tensors, opts=None):
@@ -343,8 +396,7 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         op, factor = _reduce_op(opts)
         for t in tensors:
             work = _scaled(t, factor) if factor is not None else t
-            wire, wire_op = _wire(work, op)
-            self._run("reduce", self.comm.reduce, wire, root=root, op=wire_op)
+            self._call("reduce", self.comm.reduce, work, root=root, op=op)
             if work is not t and self._rank == root:
                 t.copy_(work)
         return self._done(tensors, opts)
@@ -352,29 +404,27 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
     def gather(self, output_tensors, input_tensors, opts=None):
         root = _root(opts)
         (inp,) = _list(input_tensors)
-        wire_in = _wire(inp)[0]
+        _check_tensor(inp)
         if self._rank == root:
-            outputs = output_tensors[0]
+            outputs = list(output_tensors[0])
             self._check_list("gather", outputs, inp)
-            buffer = torch.empty((self._size,) + tuple(wire_in.shape), dtype=wire_in.dtype)
-            self._run("gather", self.comm.gather, buffer, wire_in, root=root)
-            for r, out in enumerate(outputs):
-                _wire(out)[0].copy_(buffer[r].view(_wire(out)[0].shape))
+            buffer = torch.empty((self._size, inp.numel()), dtype=inp.dtype)
+            self._call("gather", self.comm.gather, buffer, inp, root=root)
+            _unpack(buffer, [outputs])
         else:
-            self._run("gather", self.comm.gather, None, wire_in, root=root)
+            self._call("gather", self.comm.gather, None, inp, root=root)
         return self._done(list(output_tensors[0]) if output_tensors else [], opts)
 
     def scatter(self, output_tensors, input_tensors, opts=None):
         root = _root(opts)
         (out,) = _list(output_tensors)
-        wire_out = _wire(out)[0]
+        _check_tensor(out)
         if self._rank == root:
             inputs = input_tensors[0]
             self._check_list("scatter", inputs, out)
-            flat = torch.cat([_wire(x)[0].reshape(-1) for x in inputs])
-            self._run("scatter", self.comm.scatter, wire_out, flat, root=root)
+            self._call("scatter", self.comm.scatter, out, _pack(inputs), root=root)
         else:
-            self._run("scatter", self.comm.scatter, wire_out, None, root=root)
+            self._call("scatter", self.comm.scatter, out, None, root=root)
         return self._done([out], opts)
 
     def _check_list(self, name, tensors, like):
@@ -388,18 +438,14 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         for outputs, inp in zip(output_tensors, _list(input_tensors)):
             if len(outputs) != self._size:
                 raise ValueError(f"hccl_sim all_gather: needs {self._size} output tensors, got {len(outputs)}")
-            wire_in = _wire(inp)[0].reshape(-1)
-            wires = [_wire(o)[0] for o in outputs]
-            counts = [w.numel() for w in wires]
-            buffer = torch.empty(sum(counts), dtype=wire_in.dtype)
-            if all(c == wire_in.numel() for c in counts):
-                self._run("allgather", self.comm.allgather, buffer, wire_in)
+            _check_tensor(inp)
+            counts = [o.numel() for o in outputs]
+            buffer = torch.empty(sum(counts), dtype=inp.dtype)
+            if all(c == inp.numel() for c in counts):
+                self._call("allgather", self.comm.allgather, buffer, inp)
             else:  # uneven sizes: allgatherv
-                self._run("allgatherv", self.comm.allgatherv, buffer, wire_in, counts)
-            offset = 0
-            for w, c in zip(wires, counts):
-                w.copy_(buffer[offset:offset + c].view(w.shape))
-                offset += c
+                self._call("allgatherv", self.comm.allgatherv, buffer, inp, counts=(counts,))
+            _unpack(buffer, list(outputs))
         return self._done([list(o) for o in output_tensors], opts)
 
     def allgather_coalesced(self, output_lists, input_list, opts=None):
@@ -413,27 +459,18 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
 
     def _allgather_packed(self, pairs) -> None:
         """``pairs``: (per-rank outputs, input); the inputs of a dtype packed into one allgather."""
-        p = self._size
-        by_dtype: dict = {}
         for outputs, x in pairs:
             if any(o.numel() != x.numel() for o in outputs):
                 raise ValueError(f"hccl_sim all_gather (coalesced): outputs have {[o.numel() for o in outputs]} "
                                  f"elements, the input {x.numel()}")
-            by_dtype.setdefault(x.dtype, []).append((outputs, x))
-        for group in by_dtype.values():
-            packed = torch.cat([_wire(x)[0].reshape(-1) for _, x in group])
-            gathered = torch.empty(p, packed.numel(), dtype=packed.dtype)
-            self._run("allgather", self.comm.allgather, gathered, packed)
-            offset = 0
-            for outputs, x in group:
-                n = _wire(x)[0].numel()
-                for r, o in enumerate(outputs):
-                    w = _wire(o)[0]
-                    w.copy_(gathered[r, offset:offset + n].view(w.shape))
-                offset += n
+        for group in _by_dtype(pairs, lambda pair: pair[1]):
+            packed = _pack([x for _, x in group])
+            gathered = torch.empty(self._size, packed.numel(), dtype=packed.dtype)
+            self._call("allgather", self.comm.allgather, gathered, packed)
+            _unpack(gathered, [list(outputs) for outputs, _ in group])
 
     def all_gather_single(self, output, input, opts=None):
-        self._run("allgather", self.comm.allgather, _wire(output)[0], _wire(input)[0])
+        self._call("allgather", self.comm.allgather, output, input)
         return self._done([output], opts)
 
     _allgather_base = all_gather_single
@@ -458,24 +495,21 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         for out, inputs in zip(_list(output_tensors), input_tensors):
             if len(inputs) != self._size:
                 raise ValueError(f"hccl_sim reduce_scatter: needs {self._size} input tensors, got {len(inputs)}")
-            flat = torch.cat([x.reshape(-1) for x in inputs])
+            flat = _pack(inputs)
             if factor is not None:
                 flat = _scaled(flat, factor)
-            wire_out, wire_op = _wire(out, op)
-            wire_in = _wire(flat, op)[0]
-            counts = [_wire(x)[0].numel() for x in inputs]
-            if all(c == wire_out.numel() for c in counts):
-                self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, wire_in, op=wire_op)
+            counts = [x.numel() for x in inputs]
+            if all(c == out.numel() for c in counts):
+                self._call("reduce_scatter", self.comm.reduce_scatter, out, flat, op=op)
             else:
-                self._run("reduce_scatterv", self.comm.reduce_scatterv, wire_out, wire_in, counts, op=wire_op)
+                self._call("reduce_scatterv", self.comm.reduce_scatterv, out, flat, counts=(counts,), op=op)
         return self._done(_list(output_tensors), opts)
 
     def reduce_scatter_single(self, output, input, opts=None):
         op, factor = _reduce_op(opts)
         if factor is not None:
             input = _scaled(input, factor)
-        wire_out, wire_op = _wire(output, op)
-        self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, _wire(input, op)[0], op=wire_op)
+        self._call("reduce_scatter", self.comm.reduce_scatter, output, input, op=op)
         return self._done([output], opts)
 
     _reduce_scatter_base = reduce_scatter_single
@@ -484,23 +518,18 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         """One reduce-scatter per dtype: rank r's blocks of every input packed side by side."""
         p = self._size
         op, factor = _reduce_op(opts)
-        by_dtype: dict = {}
-        for o, i in zip(outputs, inputs):
+        pairs = list(zip(outputs, inputs))
+        for o, i in pairs:
             if i.numel() != p * o.numel():
                 raise ValueError(f"hccl_sim reduce_scatter_tensor_coalesced: input has {i.numel()} elements, "
                                  f"needs {p} x {o.numel()}")
-            by_dtype.setdefault(i.dtype, []).append((o, i))
-        for pairs in by_dtype.values():
-            packed = torch.cat([i.reshape(p, -1) for _, i in pairs], dim=1)
+        for group in _by_dtype(pairs, lambda pair: pair[1]):
+            packed = _pack([i for _, i in group], rows=p)
             if factor is not None:
                 packed = _scaled(packed, factor)
             result = torch.empty(packed.shape[1], dtype=packed.dtype)
-            wire_out, wire_op = _wire(result, op)
-            self._run("reduce_scatter", self.comm.reduce_scatter, wire_out, _wire(packed, op)[0], op=wire_op)
-            offset = 0
-            for o, _ in pairs:
-                o.copy_(result[offset:offset + o.numel()].view(o.shape))
-                offset += o.numel()
+            self._call("reduce_scatter", self.comm.reduce_scatter, result, packed, op=op)
+            _unpack(result, [o for o, _ in group])
         return self._done(list(outputs), opts)
 
     reduce_scatter_tensor_coalesced = reduce_scatter_single_coalesced
@@ -508,11 +537,9 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
     # ---- all-to-all -------------------------------------------------------------------------
     def all_to_all_single(self, output, input, output_split_sizes, input_split_sizes, opts=None):
         p = self._size
-        result = output
-        output, input = _wire(output)[0], _wire(input)[0]
         if not output_split_sizes and not input_split_sizes:
-            self._run("alltoall", self.comm.alltoall, output, input)
-            return self._done([result], opts)
+            self._call("alltoall", self.comm.alltoall, output, input)
+            return self._done([output], opts)
         rows_in = input.shape[0] if input.dim() else 1
         rows_out = output.shape[0] if output.dim() else 1
         in_row = _numel(input.shape[1:]) if input.dim() else 1
@@ -522,9 +549,9 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         if len(in_splits) != p or len(out_splits) != p or sum(in_splits) != rows_in or sum(out_splits) != rows_out:
             raise ValueError(f"hccl_sim all_to_all_single: split sizes {in_splits} / {out_splits} do not divide "
                              f"{rows_in} / {rows_out} rows over {p} ranks")
-        self._run("alltoallv", self.comm.alltoallv, output, input, [s * in_row for s in in_splits],
-                  [s * out_row for s in out_splits])
-        return self._done([result], opts)
+        self._call("alltoallv", self.comm.alltoallv, output, input,
+                   counts=([s * in_row for s in in_splits], [s * out_row for s in out_splits]))
+        return self._done([output], opts)
 
     alltoall_base = all_to_all_single
 
@@ -532,16 +559,12 @@ class ProcessGroupHcclSim(dist.ProcessGroup):
         p = self._size
         if len(output_tensors) != p or len(input_tensors) != p:
             raise ValueError(f"hccl_sim all_to_all: needs {p} input and {p} output tensors")
-        wire_outs = [_wire(t)[0] for t in output_tensors]
-        flat_in = torch.cat([_wire(t)[0].reshape(-1) for t in input_tensors])
-        send = [_wire(t)[0].numel() for t in input_tensors]
-        recv = [w.numel() for w in wire_outs]
+        flat_in = _pack(input_tensors)
+        recv = [t.numel() for t in output_tensors]
         flat_out = torch.empty(sum(recv), dtype=flat_in.dtype)
-        self._run("alltoallv", self.comm.alltoallv, flat_out, flat_in, send, recv)
-        offset = 0
-        for w, n in zip(wire_outs, recv):
-            w.copy_(flat_out[offset:offset + n].view(w.shape))
-            offset += n
+        self._call("alltoallv", self.comm.alltoallv, flat_out, flat_in,
+                   counts=([t.numel() for t in input_tensors], recv))
+        _unpack(flat_out, list(output_tensors))
         return self._done(list(output_tensors), opts)
 
     # ---- barrier and point to point ----------------------------------------------------------

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..algorithms import Schedule, StepBuilder
 from ..dtypes import element_type
-from ..executors.model import NetworkModel
+from ..planning import NetworkModel
 from ..timing.engine import MANY_TRANSFERS, TimingModel
 from ..topology import load_topology
 from .format import Workload, WorkloadError, load

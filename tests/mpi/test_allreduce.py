@@ -6,7 +6,7 @@ import torch
 
 import hccl_sim
 from hccl_sim import CollectiveError, Communicator
-from hccl_sim.executors.model import NetworkModel
+from hccl_sim.planning import NetworkModel
 from conftest import DTYPES, SIZES, inputs_for, same_bits_everywhere, torch_reference
 
 pytestmark = pytest.mark.mpi

@@ -1,4 +1,4 @@
-"""The network model of one communicator: topology, placement, schedules, algorithm choice and timing.
+"""The network model (the planner) of one communicator: topology, placement, schedules, algorithm choice and timing.
 
 The MPI executor and the predictor both go through this class, so an emulated run and a prediction
 of the same case build the same schedule and time it with the same engine.
