@@ -329,8 +329,11 @@ def test_a_reason_every_rank_shares_is_said_once_under_mpirun():
     assert (_rank_list([2]), _rank_list([0, 1, 2, 3, 6]), _rank_list([0, 2])) == ("rank 2", "ranks 0-3,6", "ranks 0,2")
     code = ("import torch; from mpi4py import MPI; from hccl_sim import Communicator, CollectiveError\n"
             "comm = Communicator(MPI.COMM_WORLD)\n"
-            "try:\n    comm.allreduce(torch.ones(4, dtype=torch.uint32))\n"
-            "except CollectiveError as exc:\n    print(comm.rank, exc, flush=True)\n")
+            "try:\n    comm.allreduce(torch.ones(4, dtype=torch.uint32))\n    said = 'no error'\n"
+            "except CollectiveError as exc:\n    said = str(exc)\n"
+            # rank 0 prints every rank's error: mpirun may merge lines that ranks print at once
+            "said = MPI.COMM_WORLD.gather(said, root=0)\n"
+            "if comm.rank == 0:\n    print('\\n'.join(said), flush=True)\n")
     env = {k: v for k, v in os.environ.items() if k not in selection.ENVIRONMENT}
     proc = subprocess.run(["mpirun", "-n", "3", sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, env=env)
