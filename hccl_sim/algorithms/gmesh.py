@@ -94,8 +94,15 @@ def compact_alltoall(ctx, count, _variant=None, _root=0):
     return steps
 
 
+def _step_flows(ctx):
+    """p G transfers a round; None where the grid is one group (then gmesh is the mesh algorithm)."""
+    group = grid(ctx)[0]
+    return ctx.nranks * group if group < ctx.nranks else None
+
+
 reg.register(reg.Algorithm(
     "gmesh", "grouped full-mesh all-to-all: rounds of the peers of one group of the rank grid",
+    step_flows=_step_flows,
     builders={"alltoall": lambda ctx, job, variant: alltoall(ctx, job.alltoall_matrix(ctx.nranks))},
     formulas={"alltoall": "rounds of groups of G (mesh levels, else level 0): a + (G-1) n/p b, then p/G - 1 "
                           "rounds of a + G n/p b"},

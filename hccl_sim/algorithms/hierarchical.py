@@ -23,7 +23,8 @@ def level_table(form: str) -> dict:
 def _pick(form, name, level):
     table = level_table(form)
     if name not in table:
-        raise ValueError(f"hier: {level} algorithm {name!r} is not one of {', '.join(table)}")
+        raise ValueError(f"hier: {level} algorithm {name!r} is not one of {', '.join(table)} (the algorithms "
+                         f"registered with a {form} form on one level)")
     return table[name]
 
 

@@ -111,6 +111,7 @@ _BUILDERS, _, _LEVEL = reg.pass_forms(allreduce, reduce_scatter_blocks, allgathe
                                       broadcast=broadcast)
 reg.register(reg.Algorithm(
     "mesh", "HCCL's full mesh (direct): every rank talks to every other at once, one step a phase",
+    step_flows=lambda ctx: ctx.nranks * (ctx.nranks - 1),
     builders={**_BUILDERS, "broadcast": reg.rooted(broadcast), "reduce": reg.rooted(reduce),
               "alltoall": lambda ctx, job, variant: alltoall(reg.ranks_of(ctx), job.alltoall_matrix(ctx.nranks)),
               "barrier": lambda ctx, job, variant: barrier(reg.ranks_of(ctx))},

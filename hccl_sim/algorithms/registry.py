@@ -6,7 +6,7 @@ SimGrid registers each collective algorithm with one X-macro line that feeds bot
 (src/smpi/colls/smpi_coll.cpp, ``COLL_APPLY``); an ``Algorithm`` is that line: its name, builders per
 collective with one signature, cost formulas, HCCL's names for it, the forms in which it serves one
 level of a hierarchy, and a help line. Adding an algorithm is one file ending in ``register(Algorithm(...))``
-plus its name in ``MODULES`` of ``algorithms/__init__.py`` (so it is imported).
+(``algorithms/__init__.py`` imports every module beside it).
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ Builder = Callable
 # compact builder(ctx, count, variant, root) -> list[Step]: timing-only steps (see schedule.compact_step)
 CompactBuilder = Callable
 
-# every collective in the order the tables list them
-COLLECTIVES = ("allreduce", "allgather", "reduce_scatter", "broadcast", "reduce", "scatter", "gather", "alltoall",
-               "barrier")
+# the order the tables list collectives in; a collective not named here (a new one) follows, by name.
+# The collectives layer checks that every collective an algorithm builds has a descriptor.
+ORDER = ("allreduce", "allgather", "reduce_scatter", "broadcast", "reduce", "scatter", "gather", "alltoall",
+         "barrier")
 # the v-variants share their fixed-size sibling's algorithms (blocks or matrix carry the sizes)
 V_VARIANTS = {"allgatherv": "allgather", "reduce_scatterv": "reduce_scatter", "alltoallv": "alltoall"}
 
@@ -55,7 +56,10 @@ class Algorithm:
     that select it at a level of HCCL_ALGO, its own included where HCCL_ALGO may name it; ``level``: its forms on one level of ``hier``;
     ``order``: its place in every list (``hccl-sim algos``, and ``auto``'s ties: the first listed wins),
     ``order_in`` per collective where that differs; ``auto``: whether ``auto`` considers it;
-    ``whole_hierarchy``: named at any level of HCCL_ALGO, it runs the whole hierarchy (HCCL's AHC)."""
+    ``whole_hierarchy``: named at any level of HCCL_ALGO, it runs the whole hierarchy (HCCL's AHC);
+    ``step_flows``: for an algorithm whose steps grow as p^2 (a full mesh), ``step_flows(ctx)`` the
+    transfers of its largest step, or None where it does not apply; ``auto`` leaves it out above
+    ``planning.MESH_PHASE_FLOWS``."""
     name: str
     help: str
     builders: Mapping[str, Builder]
@@ -67,12 +71,7 @@ class Algorithm:
     order_in: Mapping[str, int] = field(default_factory=dict)
     auto: bool = True
     whole_hierarchy: bool = False
-
-    def __post_init__(self):
-        unknown = [c for c in (*self.builders, *self.formulas, *self.compact) if c not in COLLECTIVES]
-        if unknown:
-            raise ValueError(f"algorithm {self.name!r}: unknown collectives {unknown} "
-                             f"(known: {', '.join(COLLECTIVES)})")
+    step_flows: Callable | None = None
 
     def rank(self, collective: str) -> int:
         return self.order_in.get(collective, self.order)
@@ -89,6 +88,12 @@ def register(algorithm: Algorithm) -> Algorithm:
     return algorithm
 
 
+def collectives() -> list[str]:
+    """Every collective some algorithm builds, in ``ORDER`` then by name."""
+    named = {c for a in REGISTRY.values() for c in (*a.builders, *a.formulas, *a.compact)}
+    return sorted(named, key=lambda c: (ORDER.index(c) if c in ORDER else len(ORDER), c))
+
+
 def _for(collective: str) -> list[Algorithm]:
     base = V_VARIANTS.get(collective, collective)
     found = [a for a in REGISTRY.values() if base in a.builders]
@@ -97,7 +102,7 @@ def _for(collective: str) -> list[Algorithm]:
 
 def builders() -> dict[str, dict[str, Builder]]:
     """collective -> algorithm name -> builder, every collective and its v-variant."""
-    table = {c: {a.name: a.builders[c] for a in _for(c)} for c in COLLECTIVES}
+    table = {c: {a.name: a.builders[c] for a in _for(c)} for c in collectives()}
     return {**table, **{v: table[base] for v, base in V_VARIANTS.items()}}
 
 
@@ -113,13 +118,13 @@ def whole_hierarchy() -> set[str]:
 
 def formulas() -> dict[tuple[str, str], str]:
     """(collective, algorithm) -> cost formula, the v-variants included."""
-    return {(c, a.name): a.formulas[V_VARIANTS.get(c, c)] for c in (*COLLECTIVES, *V_VARIANTS)
+    return {(c, a.name): a.formulas[V_VARIANTS.get(c, c)] for c in (*collectives(), *V_VARIANTS)
             for a in _for(c) if V_VARIANTS.get(c, c) in a.formulas}
 
 
 def compact_builders() -> dict[str, dict[str, CompactBuilder]]:
     """collective -> algorithm name -> compact builder (fixed-size collectives only)."""
-    return {c: {a.name: a.compact[c] for a in _for(c) if c in a.compact} for c in COLLECTIVES
+    return {c: {a.name: a.compact[c] for a in _for(c) if c in a.compact} for c in collectives()
             if any(c in a.compact for a in REGISTRY.values())}
 
 

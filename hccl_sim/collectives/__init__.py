@@ -48,3 +48,16 @@ def lookup(name: str) -> Collective:
 
 __all__ = ["SPECS", "Collective", "BenchCall", "RankInputs", "block_bounds", "lookup", "rank_data", "reference",
            "register"]
+
+
+def _every_built_collective_described():
+    """An algorithm's builder for a collective with no descriptor here is a typo or a missing file."""
+    from ..algorithms.registry import REGISTRY, collectives
+    for name in collectives():
+        if name not in SPECS:
+            users = [a.name for a in REGISTRY.values() if name in a.builders or name in a.formulas]
+            raise ValueError(f"algorithm(s) {', '.join(users)} build collective {name!r}, which has no descriptor "
+                             f"in hccl_sim/collectives/ (registered: {', '.join(SPECS)})")
+
+
+_every_built_collective_described()

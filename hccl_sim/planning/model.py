@@ -9,7 +9,7 @@ import numpy as np
 
 from ..algorithms import Context, algorithms_for, build_schedule, levels, selection, split_algo
 from ..algorithms import COMPACT_BUILDERS
-from ..algorithms.gmesh import grid as gmesh_grid
+from ..algorithms.registry import REGISTRY
 from ..algorithms.multipath import split_multipath
 from ..timing import TimingModel, TimingResult
 from ..topology import Placement, Topology, load_topology
@@ -82,20 +82,20 @@ class NetworkModel:
         # mring: on a full mesh the mesh algorithm moves the same bytes over all links in 2 steps, so
         # multi-ring never wins here, and its phi(p) rings make every auto call slower to time
         names = [n for n in algorithms_for(collective, auto=True) if (n != "hier" or self.hierarchical) and n != "mring"]
-        flows = self.mesh_flows  # gmesh only where the grid has two or more groups (else it is mesh)
-        names = [n for n in names if flows.get(n, 0) <= MESH_PHASE_FLOWS and (n != "gmesh" or n in flows)]
+        names = [n for n in names if self._step_flows_fit(n)]
         if self.context.compact:  # at scale only the algorithms with compact schedules
             names = [n for n in names if n in COMPACT_BUILDERS.get(collective, {})
                      and (n != "hier" or collective == "allreduce")]  # others: hier by level only
         return names + self.level_variants(collective)
 
-    @property
-    def mesh_flows(self) -> dict[str, int]:
-        """Transfers in the largest step of the full-mesh algorithms: mesh p(p-1); gmesh p G (G its group,
-        algorithms/gmesh.py), listed only where the rank grid has two or more groups."""
-        p = self.nranks
-        group = gmesh_grid(self.context)[0]
-        return {"mesh": p * (p - 1), **({"gmesh": p * group} if group < p else {})}
+    def _step_flows_fit(self, name: str) -> bool:
+        """Whether an algorithm whose steps grow as p^2 (registered ``step_flows``) applies here and its
+        largest step stays within MESH_PHASE_FLOWS; every other algorithm fits."""
+        step_flows = REGISTRY[name].step_flows
+        if step_flows is None:
+            return True
+        flows = step_flows(self.context)
+        return flows is not None and flows <= MESH_PHASE_FLOWS
 
     def level_variants(self, collective: str) -> list[str]:
         """``hier`` with one algorithm per level of the rank grid (algorithms/levels.py): mesh on the

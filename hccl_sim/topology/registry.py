@@ -63,7 +63,8 @@ def load_topology(spec: "str | Topology | None" = None, min_npus: int = 1) -> To
                 names = [k for k in accepted if k != "min_npus"]
                 raise TopologyError(f"topology {name}: unknown parameter {key!r} (takes {', '.join(names) or 'none'})")
         try:
-            topo = builder(min_npus=min_npus, **params)
+            sized = {"min_npus": min_npus} if "min_npus" in accepted else {}  # sized-to-fit presets take it
+            topo = builder(**sized, **params)
         except ValueError as exc:
             if isinstance(exc, TopologyError):
                 raise
