@@ -59,37 +59,51 @@ class _StepRoutes:
     topology's links per step)."""
 
     def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray, via_npu=None, scratch=None):
-        capacity, latency = topology.link_arrays()
         routes = topology.routes_via(src_npu, dst_npu, via_npu)
         valid = routes >= 0
         hops = np.count_nonzero(valid, axis=1)
         links = routes[valid]  # flow-major: each flow's hops in route order
         self.nflows = n = len(src_npu)
-        flow = np.repeat(np.arange(n, dtype=np.int32), hops)
-        del valid
-        mark, local = scratch if scratch is not None else _scratch(len(capacity))
+        mark, local = scratch if scratch is not None else _scratch(topology.num_links)
         mark[links] = True
         ids = np.flatnonzero(mark)
         mark[ids] = False
         local[ids] = np.arange(len(ids), dtype=np.int32)
         link = local[links]
-        self.capacity = capacity[ids]
-        # cost-model hook (topology/costs.py): a regime's per-transfer latency rides on the topology. Read
-        # through the step's few links, not the topology's millions (cache misses)
-        self.latency = np.bincount(flow, weights=latency[ids][link], minlength=n) + topology.step_latency
-        # the tightest capacity of each flow's route (0 without links)
-        self.alone = np.zeros(n)
-        first = np.zeros(n, dtype=np.int64)
-        np.cumsum(hops[:-1], out=first[1:])
-        linked = hops > 0
-        if linked.any():
-            self.alone[linked] = np.minimum.reduceat(self.capacity[link], first[linked])
+        levels = _column_levels(topology, routes.shape[1])
+        if levels is None:  # links of one level differ (faults): read them one by one
+            capacity, latency = topology.link_arrays()
+            self.capacity = capacity[ids]
+            flow = np.repeat(np.arange(n, dtype=np.int32), hops)
+            # cost-model hook (topology/costs.py): a regime's per-transfer latency rides on the topology. Read
+            # through the step's few links, not the topology's millions (cache misses)
+            self.latency = np.bincount(flow, weights=latency[ids][link], minlength=n) + topology.step_latency
+            # the tightest capacity of each flow's route (0 without links)
+            self.alone = np.zeros(n)
+            first = np.zeros(n, dtype=np.int64)
+            np.cumsum(hops[:-1], out=first[1:])
+            linked = hops > 0
+            if linked.any():
+                self.alone[linked] = np.minimum.reduceat(self.capacity[link], first[linked])
+        else:  # every link of a level alike: column by column, the same sums in the same order
+            bandwidth = np.array([lv.achieved_bandwidth for lv in topology.levels])
+            self.capacity = bandwidth[np.searchsorted(topology._link_bases(), ids, side="right") - 1]
+            self.latency = np.zeros(n)
+            self.alone = np.full(n, math.inf)
+            for column, level in enumerate(levels):
+                lv = topology.levels[level]
+                on = valid[:, column]
+                self.latency += np.where(on, lv.latency, 0.0)
+                np.minimum(self.alone, np.where(on, lv.achieved_bandwidth, math.inf), out=self.alone)
+            self.latency += topology.step_latency
+            self.alone[hops == 0] = 0.0
         users = np.bincount(link, minlength=len(ids))
-        shared = np.zeros(n, dtype=bool)
-        shared[flow[users[link] > 1]] = True
-        self.shared = shared
+        crowded = np.zeros(routes.shape, dtype=bool)  # entries on a link another flow of the step uses
+        crowded[valid] = users[link] > 1
+        self.shared = shared = crowded.any(axis=1)
         self.unshared = not shared.any()  # a ring's step: no solve at all
-        keep = shared[flow]
+        del crowded, valid
+        keep = np.repeat(shared, hops)
         self.shared_link = link[keep]  # entries of the shared flows, in flow order
         self.shared_flows = np.flatnonzero(shared)
         self.shared_hops = hops[self.shared_flows].astype(np.int32)
@@ -102,6 +116,18 @@ class _StepRoutes:
         del routes
         self.nbytes = sum(a.nbytes for a in (self.latency, self.capacity, self.alone, self.shared, self.shared_link,
                                              self.shared_flows, self.shared_hops, self.same_route))
+
+
+def _column_levels(topology: Topology, width: int) -> list[int] | None:
+    """The level of each column of ``topology.routes_via``'s rows (the mesh levels' hops, then each switch
+    level's up and down link; twice over with two-hop paths), or None when links of one level may differ
+    in capacity or latency (faults)."""
+    faults = topology.faults
+    if faults.link_scale or faults.links_down or faults.slow_npus or faults.jitter:
+        return None
+    m, nlev = topology.num_mesh_levels, len(topology.levels)
+    columns = list(range(m)) + [i for i in range(m, nlev) for _ in (0, 1)]
+    return columns * (width // len(columns))
 
 
 def _scratch(nlinks: int) -> tuple[np.ndarray, np.ndarray]:
