@@ -138,7 +138,10 @@ def _scratch(nlinks: int) -> tuple[np.ndarray, np.ndarray]:
 class _Units:
     """The shared flows of one run of a step as solve units: a flow, or in a step of more than
     ``ROUNDED_START_FLOWS`` flows a run of consecutive flows with the same route, start and bytes (they get
-    the same rate and finish together; solved as one flow of that weight). Keeps which units flow."""
+    the same rate and finish together; solved as one flow of that weight). Keeps which units flow. Where
+    that leaves many units per route (starts differ along a run), each solve takes the flowing units of one
+    route as one flow weighted by their sum (identical routes get identical rates; only the order and
+    grouping of the sums of rates per link change, by the last bit)."""
 
     def __init__(self, routes: _StepRoutes, join: np.ndarray, nbytes: np.ndarray, aggregate: bool):
         flows = routes.shared_flows
@@ -155,6 +158,20 @@ class _Units:
         self.capacity = routes.capacity
         self.flowing = np.zeros(len(self.hops), dtype=bool)
         self.rate = np.zeros(len(self.hops))
+        self.route = None  # each unit's route, numbered in order of first use, where routes are few
+        if aggregate and len(self.hops) > ROUNDED_START_FLOWS:
+            width = int(self.hops.max())
+            padded = np.full((len(self.hops), width), -1, dtype=np.int32)
+            padded[np.arange(width) < self.hops[:, None]] = self.link
+            _, first, route = np.unique(padded.view(f"V{4 * width}").ravel(), return_index=True, return_inverse=True)
+            if len(first) * 2 <= len(self.hops):
+                order = np.argsort(first, kind="stable")
+                rank = np.empty_like(order)
+                rank[order] = np.arange(len(order))
+                self.route = rank[route.ravel()]
+                first = first[order]
+                self.route_hops = self.hops[first]
+                self.route_link = padded[first][np.arange(width) < self.route_hops[:, None]]
 
     def change(self, flows: np.ndarray, flowing: bool) -> bool:
         """Mark the units of ``flows`` flowing or not; True when a shared flow was among them."""
@@ -166,6 +183,14 @@ class _Units:
     def solve(self) -> np.ndarray:
         """Max-min rates of the flowing units (every unit's rate, stale for those not flowing)."""
         on = self.flowing
+        if self.route is not None:
+            weight = np.bincount(self.route[on], weights=self.weight[on], minlength=len(self.route_hops))
+            live = weight > 0
+            rate = np.zeros(len(weight))
+            rate[live] = segment_filling(self.route_link[np.repeat(live, self.route_hops)], self.route_hops[live],
+                                         self.capacity, weight[live])
+            self.rate[on] = rate[self.route[on]]
+            return self.rate
         weight = None if self.weight is None else self.weight[on]
         self.rate[on] = segment_filling(self.link[np.repeat(on, self.hops)], self.hops[on], self.capacity, weight)
         return self.rate
