@@ -130,6 +130,13 @@ def _column_levels(topology: Topology, width: int) -> list[int] | None:
     return columns * (width // len(columns))
 
 
+def _entries(hops: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Indices of the entries of ``rows`` (ascending) among runs of ``hops[i]`` entries each."""
+    first = np.zeros(len(hops), dtype=np.int64)
+    np.cumsum(hops[:-1], out=first[1:])
+    return np.repeat(first[rows] - np.cumsum(np.r_[0, hops[rows][:-1]]), hops[rows]) + np.arange(hops[rows].sum())
+
+
 def _scratch(nlinks: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-link scratch for renumbering a step's links: a mark (kept all False between uses) and a map."""
     return np.zeros(nlinks, dtype=bool), np.zeros(nlinks, dtype=np.int32)
@@ -159,18 +166,22 @@ class _Units:
         self.flowing = np.zeros(len(self.hops), dtype=bool)
         self.rate = np.zeros(len(self.hops))
         self.route = None  # each unit's route, numbered in order of first use, where routes are few
-        if aggregate and len(self.hops) > ROUNDED_START_FLOWS:
-            width = int(self.hops.max())
-            padded = np.full((len(self.hops), width), -1, dtype=np.int32)
-            padded[np.arange(width) < self.hops[:, None]] = self.link
-            _, first, route = np.unique(padded.view(f"V{4 * width}").ravel(), return_index=True, return_inverse=True)
-            if len(first) * 2 <= len(self.hops):
+        if aggregate:
+            run = np.cumsum(~routes.same_route[new]) - 1  # each unit's run of consecutive flows on one route
+            if run[-1] + 1 <= len(run) // 2:
+                firsts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])  # each run's first unit
+                hops = self.hops[firsts]
+                width = int(hops.max())
+                padded = np.full((len(firsts), width), -1, dtype=np.int32)
+                padded[np.arange(width) < hops[:, None]] = self.link[_entries(self.hops, firsts)]
+                _, first, route = np.unique(padded.view(f"V{4 * width}").ravel(), return_index=True,
+                                            return_inverse=True)
                 order = np.argsort(first, kind="stable")
                 rank = np.empty_like(order)
                 rank[order] = np.arange(len(order))
-                self.route = rank[route.ravel()]
+                self.route = rank[route.ravel()][run]
                 first = first[order]
-                self.route_hops = self.hops[first]
+                self.route_hops = hops[first]
                 self.route_link = padded[first][np.arange(width) < self.route_hops[:, None]]
 
     def change(self, flows: np.ndarray, flowing: bool) -> bool:
