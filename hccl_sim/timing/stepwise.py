@@ -61,7 +61,7 @@ class _StepRoutes:
     def __init__(self, topology: Topology, src_npu: np.ndarray, dst_npu: np.ndarray, via_npu=None, scratch=None):
         routes = topology.routes_via(src_npu, dst_npu, via_npu)
         valid = routes >= 0
-        hops = np.count_nonzero(valid, axis=1)
+        hops = _row_reduce(np.add, valid, np.int64)
         links = routes[valid]  # flow-major: each flow's hops in route order
         self.nflows = n = len(src_npu)
         mark, local = scratch if scratch is not None else _scratch(topology.num_links)
@@ -100,7 +100,7 @@ class _StepRoutes:
         users = np.bincount(link, minlength=len(ids))
         crowded = np.zeros(routes.shape, dtype=bool)  # entries on a link another flow of the step uses
         crowded[valid] = users[link] > 1
-        self.shared = shared = crowded.any(axis=1)
+        self.shared = shared = _row_reduce(np.logical_or, crowded)
         self.unshared = not shared.any()  # a ring's step: no solve at all
         del crowded, valid
         keep = np.repeat(shared, hops)
@@ -112,10 +112,19 @@ class _StepRoutes:
         self.same_route = np.zeros(len(self.shared_flows), dtype=bool)
         if len(self.shared_flows) > ROUNDED_START_FLOWS:
             r = routes if len(self.shared_flows) == n else routes[self.shared_flows]
-            self.same_route[1:] = (r[1:] == r[:-1]).all(axis=1)
+            self.same_route[1:] = _row_reduce(np.logical_and, r[1:] == r[:-1])
         del routes
         self.nbytes = sum(a.nbytes for a in (self.latency, self.capacity, self.alone, self.shared, self.shared_link,
                                              self.shared_flows, self.shared_hops, self.same_route))
+
+
+def _row_reduce(ufunc, matrix: np.ndarray, dtype=None) -> np.ndarray:
+    """``ufunc.reduce(matrix, axis=1)`` for a few columns, column by column (numpy's reduction along short
+    rows is several times slower)."""
+    out = matrix[:, 0].astype(dtype or matrix.dtype)
+    for column in range(1, matrix.shape[1]):
+        ufunc(out, matrix[:, column], out=out)
+    return out
 
 
 def _column_levels(topology: Topology, width: int) -> list[int] | None:
