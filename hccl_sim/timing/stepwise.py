@@ -155,62 +155,68 @@ class _Units:
     """The shared flows of one run of a step as solve units: a flow, or in a step of more than
     ``ROUNDED_START_FLOWS`` flows a run of consecutive flows with the same route, start and bytes (they get
     the same rate and finish together; solved as one flow of that weight). Keeps which units flow. Where
-    that leaves many units per route (starts differ along a run), each solve takes the flowing units of one
-    route as one flow weighted by their sum (identical routes get identical rates; only the order and
+    that leaves many units per route (starts differ along a run), a unit is a route instead, weighted in
+    each solve by its flows then flowing (identical routes get identical rates; only the order and
     grouping of the sums of rates per link change, by the last bit)."""
 
     def __init__(self, routes: _StepRoutes, join: np.ndarray, nbytes: np.ndarray, aggregate: bool):
         flows = routes.shared_flows
+        self.of = np.full(routes.nflows, -1, dtype=np.int64)  # each flow's unit (-1: not shared)
+        self.capacity = routes.capacity
+        self.count = None  # per route: its flows flowing (when units are routes)
         if aggregate:
             new = ~routes.same_route
+            runs = np.count_nonzero(new)
             new[1:] |= (join[flows[1:]] != join[flows[:-1]]) | (nbytes[flows[1:]] != nbytes[flows[:-1]])
+            if runs * 2 <= np.count_nonzero(new):
+                self._routes(routes)
+                return
         else:
             new = np.ones(len(flows), dtype=bool)
-        self.of = np.full(routes.nflows, -1, dtype=np.int64)  # each flow's unit (-1: not shared)
         self.of[flows] = np.cumsum(new) - 1
         self.hops = routes.shared_hops[new]
         self.link = routes.shared_link[np.repeat(new, routes.shared_hops)]  # the first flow's entries
         self.weight = np.bincount(self.of[flows]).astype(np.float64) if aggregate else None
-        self.capacity = routes.capacity
         self.flowing = np.zeros(len(self.hops), dtype=bool)
         self.rate = np.zeros(len(self.hops))
-        self.route = None  # each unit's route, numbered in order of first use, where routes are few
-        if aggregate:
-            run = np.cumsum(~routes.same_route[new]) - 1  # each unit's run of consecutive flows on one route
-            if run[-1] + 1 <= len(run) // 2:
-                firsts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])  # each run's first unit
-                hops = self.hops[firsts]
-                width = int(hops.max())
-                padded = np.full((len(firsts), width), -1, dtype=np.int32)
-                padded[np.arange(width) < hops[:, None]] = self.link[_entries(self.hops, firsts)]
-                _, first, route = np.unique(padded.view(f"V{4 * width}").ravel(), return_index=True,
-                                            return_inverse=True)
-                order = np.argsort(first, kind="stable")
-                rank = np.empty_like(order)
-                rank[order] = np.arange(len(order))
-                self.route = rank[route.ravel()][run]
-                first = first[order]
-                self.route_hops = hops[first]
-                self.route_link = padded[first][np.arange(width) < self.route_hops[:, None]]
+
+    def _routes(self, routes: _StepRoutes) -> None:
+        """Units as the distinct routes of the shared flows, numbered in order of first use."""
+        firsts = np.flatnonzero(~routes.same_route)  # each run's first flow, among the shared ones
+        hops = routes.shared_hops[firsts]
+        width = int(hops.max())
+        padded = np.full((len(firsts), width), -1, dtype=np.int32)
+        padded[np.arange(width) < hops[:, None]] = routes.shared_link[_entries(routes.shared_hops, firsts)]
+        _, first, route = np.unique(padded.view(f"V{4 * width}").ravel(), return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        self.of[routes.shared_flows] = rank[route.ravel()][np.cumsum(~routes.same_route) - 1]
+        first = first[order]
+        self.hops = hops[first]
+        self.link = padded[first][np.arange(width) < self.hops[:, None]]
+        self.count = np.zeros(len(first), dtype=np.int64)
 
     def change(self, flows: np.ndarray, flowing: bool) -> bool:
         """Mark the units of ``flows`` flowing or not; True when a shared flow was among them."""
         units = self.of[flows]
         units = units[units >= 0]
-        self.flowing[units] = flowing
+        if self.count is None:
+            self.flowing[units] = flowing
+        elif len(units):  # each flow starts once and ends once
+            change = np.bincount(units, minlength=len(self.count))
+            self.count += change if flowing else -change
         return bool(len(units))
 
     def solve(self) -> np.ndarray:
         """Max-min rates of the flowing units (every unit's rate, stale for those not flowing)."""
+        if self.count is not None:
+            on = self.count > 0
+            rate = np.zeros(len(self.count))
+            rate[on] = segment_filling(self.link[np.repeat(on, self.hops)], self.hops[on], self.capacity,
+                                       self.count[on].astype(np.float64))
+            return rate
         on = self.flowing
-        if self.route is not None:
-            weight = np.bincount(self.route[on], weights=self.weight[on], minlength=len(self.route_hops))
-            live = weight > 0
-            rate = np.zeros(len(weight))
-            rate[live] = segment_filling(self.route_link[np.repeat(live, self.route_hops)], self.route_hops[live],
-                                         self.capacity, weight[live])
-            self.rate[on] = rate[self.route[on]]
-            return self.rate
         weight = None if self.weight is None else self.weight[on]
         self.rate[on] = segment_filling(self.link[np.repeat(on, self.hops)], self.hops[on], self.capacity, weight)
         return self.rate
