@@ -370,6 +370,29 @@ def test_large_steps_solve_identical_flows_as_one(monkeypatch):
     assert weighted == pytest.approx(one_by_one, rel=1e-12)
     assert len(np.unique(one_by_one)) > 1  # the boards' uplinks and downlinks are shared unevenly
 
+
+def test_large_steps_solve_each_route_as_one_flow_where_starts_split_its_runs(monkeypatch):
+    """Above ROUNDED_START_FLOWS flows, where starts differ along runs of one route (ROUTE_UNIT_RATIO or more
+    units per run), each distinct route, repeated or not, is one flow in the solves, weighted by its flows
+    then flowing: the same finish times as solving the units."""
+    from hccl_sim.timing import stepwise
+    topo = Topology("boards", (Level("board", 4, "mesh", 400e9, 0.2e-6), Level("sw", 16, "switch", 100e9, 1e-6)))
+    p = 64
+    src = np.arange(p)
+    dst = (src + 4 * (1 + src // 4 % 3)) % p  # board b -> board b+1..b+3: routes repeat four at a time
+    start, nbytes = (src % 2) * 2e-6, 1e6 * (1 + src // 16)  # alternating starts: one unit per flow
+    monkeypatch.setattr(stepwise, "ROUNDED_START_FLOWS", 8)
+    units = []
+    init = stepwise._Units.__init__
+    monkeypatch.setattr(stepwise._Units, "__init__", lambda self, *a: init(self, *a) or units.append(self))
+    by_route = stepwise._fluid(start, nbytes, stepwise._StepRoutes(topo, src, dst))
+    monkeypatch.setattr(stepwise, "ROUTE_UNIT_RATIO", p + 1)
+    by_unit = stepwise._fluid(start, nbytes, stepwise._StepRoutes(topo, src, dst))
+    assert units[0].count is not None and len(units[0].hops) == p // 4  # a board's four NPUs share a route
+    assert units[1].count is None and len(units[1].hops) == p
+    assert by_route == pytest.approx(by_unit, rel=1e-12)
+    assert len(np.unique(by_unit)) > 2
+
 # ---- the stepwise engine's error, measured; the chooser sends the cases it gets wrong to the exact engine ----
 def exact_engine_time(model, schedule, itemsize=4):
     """The exact engine's time whatever the chooser would pick."""

@@ -48,6 +48,9 @@ from .table import empty_records
 ROUNDED_START_FLOWS = 1 << 14
 MAX_START_TIMES = 8
 MAX_FINISH_EVENTS = 4
+# ... and where its shared flows make at least ROUTE_UNIT_RATIO solve units per run of one route (starts
+# differ along the runs), its solves take each distinct route as one flow weighted by its flows flowing
+ROUTE_UNIT_RATIO = 2
 
 
 class _StepRoutes:
@@ -168,7 +171,7 @@ class _Units:
             new = ~routes.same_route
             runs = np.count_nonzero(new)
             new[1:] |= (join[flows[1:]] != join[flows[:-1]]) | (nbytes[flows[1:]] != nbytes[flows[:-1]])
-            if runs * 2 <= np.count_nonzero(new):
+            if runs * ROUTE_UNIT_RATIO <= np.count_nonzero(new):
                 self._routes(routes)
                 return
         else:
