@@ -91,6 +91,11 @@ def main(argv=None) -> int:
         print(f"rank {rank}: max |hccl_sim - gloo| = {vs_gloo:.3g}, max |hccl_sim - single process| = "
               f"{vs_single:.3g}: {'OK' if ok else 'MISMATCH'}", flush=True)
         status = 0 if ok else 1
+        # Free DDP's reducer while `gloo` still holds the group: the group's last reference then goes
+        # through its Python object, whose destructor joins gloo's worker threads with the GIL released.
+        # Freed last by the reducer it joins them holding the GIL, and a worker still finishing an
+        # operation (it needs the GIL) deadlocks the exit (torch 2.13).
+        del reference
 
     report = hccl_torch.report()
     steps = report["steps"]
