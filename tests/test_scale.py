@@ -152,7 +152,7 @@ def test_alltoall_at_8192_on_two_levels_matches_closed_form():
 
 
 def _digit_order_pairwise(p, count, radices):
-    """The full pairwise schedule in digit order, written out step by step (what compact.py classifies)."""
+    """The full pairwise schedule in digit order, written out step by step (what pairwise.alltoall_by_digits classifies)."""
     strides = np.concatenate([[1], np.cumprod(radices)[:-1]])
     coords = lambda x: [(x // s) % r for s, r in zip(strides, radices)]
     sched = Schedule("alltoall", "pairwise", p, count)
