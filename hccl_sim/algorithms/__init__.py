@@ -57,6 +57,10 @@ class Job:
     blocks: tuple[int, ...] | None = None  # elements of each rank's block (block collectives)
     matrix: tuple[tuple[int, ...], ...] | None = None  # all-to-all: matrix[i][j] elements from i to j
 
+    def shape(self) -> dict:
+        """The keywords ``build_schedule`` and ``NetworkModel`` take for this call's shape."""
+        return {"root": self.root, "blocks": self.blocks, "matrix": self.matrix}
+
     def block_segments(self, nranks: int):
         sizes = self.blocks if self.blocks is not None else np.diff(chunk_bounds(self.count, nranks))
         return segments_of(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))

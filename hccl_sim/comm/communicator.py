@@ -169,7 +169,7 @@ class Communicator:
         entry = self.headers.exchange(self.clock, Call(collective, algo, count, dtype, op, root), error, self.check)
         job = self._agreed_job(spec, args, root) if args else spec.job(count, max(root, 0))
         itemsize = torch.empty(0, dtype=dtype).element_size() if dtype is not None else 1
-        shape = {"root": job.root, "blocks": job.blocks, "matrix": job.matrix}
+        shape = job.shape()
         resolved = self.model.resolve(collective, algo, job.count, itemsize, **shape)
         schedule = self.model.schedule(collective, resolved, job.count, **shape)
         timing = self.model.timing.run(schedule, itemsize, entry)

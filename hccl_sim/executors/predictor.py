@@ -27,7 +27,7 @@ class Prediction:
 def _shape(collective: str, count: int, root: int, counts) -> tuple[int, dict]:
     """(count, the schedule's shape arguments) of a call, v-variants' ``counts`` included."""
     job = lookup(collective).job(count, root, counts)
-    return job.count, {"root": job.root, "blocks": job.blocks, "matrix": job.matrix}
+    return job.count, job.shape()
 
 
 def predict(collective: str, count: int, nranks: int, topology=None, placement=None, algo: str | None = None,
